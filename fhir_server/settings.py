@@ -1,0 +1,62 @@
+"""The server's configuration: one settings object read from ``FHIR_SERVER_*`` environment variables."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(str, Enum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every setting has an environment variable ``FHIR_SERVER_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="FHIR_SERVER_", extra="ignore")
+
+    mode: Mode = Mode.DEVELOPMENT
+    data_dir: Path = Field(default=Path("fhir-data"),
+                           description="Where the embedded store, keys and local queue live.")
+    store: str | None = Field(
+        default=None,
+        description="Storage URL: unset or sqlite:///path for the embedded SQLite store, "
+                    "mongodb://… for MongoDB (a replica set).")
+    mongo_database: str = "fhir"
+    broker: str | None = Field(
+        default=None,
+        description="Celery broker URL (redis://…). Unset: outbox events run in-process.")
+    base_url: str | None = Field(
+        default=None, description="Public base URL of the FHIR API, e.g. https://x/fhir; "
+                                  "unset: derived from each request.")
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of 32 random bytes: AES-256-GCM key for data at rest. Required in "
+                    "production; in development a key file is created under the data dir.")
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token accepted by the API until SMART authorization is configured; "
+                    "in development one is generated under the data dir when unset.")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, description="Largest request body.")
+    sqlite_synchronous: str = Field(
+        default="NORMAL",
+        description="SQLite synchronous pragma in WAL mode: NORMAL survives a process crash; "
+                    "FULL also survives power loss, at a cost per commit.")
+    sqlite_readers: int = Field(default=4, description="Read connections to the SQLite file.")
+    outbox_poll_seconds: float = Field(default=0.5, description="Outbox dispatcher poll period.")
+    outbox_dispatch: bool = Field(default=True,
+                                  description="Run the outbox dispatcher inside the API process.")
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    max_offset: int = 10_000
+    log_level: str = "info"
+
+    def resolved_store_url(self) -> str:
+        """The storage URL, defaulting to the SQLite file under the data dir."""
+        if self.store:
+            return self.store
+        return f"sqlite:///{(self.data_dir / 'fhir.sqlite3').resolve()}"

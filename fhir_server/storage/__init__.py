@@ -1,0 +1,1 @@
+"""Storage: the Store protocol the engine uses, and one adapter per database."""

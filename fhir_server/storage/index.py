@@ -1,0 +1,70 @@
+"""Index entries: the normalised search values extracted from a resource, stored with it atomically.
+
+The engine extracts them (``fhir_server/search``) and hands them to the store inside a ``Change``;
+a store writes them in the same database transaction as the resource. Each entry names the
+search parameter code it belongs to (``param``). Values are already normalised:
+- strings: ``normalized`` is lower-cased and accent-free, ``exact`` is as written;
+- dates: ``low``/``high`` are fixed-width UTC instants (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), inclusive;
+- a sensitive token value (e.g. an INS-NIR) is stored as its keyed HMAC ("blind index").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEntry:
+    param: str
+    system: str | None
+    code: str | None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StringEntry:
+    param: str
+    normalized: str
+    exact: str
+
+
+@dataclass(frozen=True, slots=True)
+class DateEntry:
+    param: str
+    low: str
+    high: str
+
+
+@dataclass(frozen=True, slots=True)
+class NumberEntry:
+    param: str
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class QuantityEntry:
+    param: str
+    system: str | None
+    code: str | None
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceEntry:
+    param: str
+    target_type: str | None
+    target_id: str | None
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UriEntry:
+    param: str
+    value: str
+
+
+IndexEntry: TypeAlias = (TokenEntry | StringEntry | DateEntry | NumberEntry | QuantityEntry
+                         | ReferenceEntry | UriEntry)
