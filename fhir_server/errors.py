@@ -1,4 +1,4 @@
-"""The server's errors: one registry of stable codes, each mapped to an HTTP status and an issue type.
+"""The server's errors: one registry of stable codes, each with an HTTP status and issue type.
 
 Every refusal the server makes is a ``FhirError``; the API turns it into an OperationOutcome at
 one place (``api/outcomes.py``). Pharmacy software can react to ``code`` (e.g. ``PD-0409``)
@@ -8,10 +8,10 @@ rather than to the sentence, which may change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 
 
-class IssueType(str, Enum):
+class IssueType(StrEnum):
     """The subset of http://hl7.org/fhir/issue-type that the server emits."""
 
     INVALID = "invalid"
@@ -108,4 +108,4 @@ class FhirError(Exception):
         """The issues to report: the main one first, then any detailed ones."""
         main = Issue(diagnostics=self.diagnostics, issue_type=self.error.issue_type,
                      expression=self.expression, code=self.error.code)
-        return (main, *self.issues) if not self.issues else self.issues
+        return (main, *self.issues)

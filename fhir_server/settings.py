@@ -1,15 +1,15 @@
-"""The server's configuration: one settings object read from ``FHIR_SERVER_*`` environment variables."""
+"""The server's configuration: one settings object read from ``FHIR_SERVER_*`` variables."""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
 

@@ -1,0 +1,1 @@
+"""Black-box conformance kit, runnable against any FHIR base URL (``python -m conformance``)."""

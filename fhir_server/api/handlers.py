@@ -1,0 +1,241 @@
+"""One small handler per FHIR interaction: HTTP request in, engine call, FHIR response out."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhir_server.api.negotiation import (
+    JSON_PATCH,
+    JSON_TYPES,
+    if_match,
+    media_type,
+    preferences,
+    read_body,
+    rendering,
+    require_json_body,
+)
+from fhir_server.api.responses import json_response, read_response, write_response
+from fhir_server.engine.engine import Engine
+from fhir_server.engine.interactions.patch import PatchDocument
+from fhir_server.engine.jsonio import parse_json, parse_resource
+from fhir_server.errors import ErrorCode, FhirError
+from fhir_server.outcome import information
+from fhir_server.settings import Settings
+from fhir_server.types import ResourceDict
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def base_url(request: Request) -> str:
+    """The FHIR base URL: configured, or derived from the request."""
+    settings: Settings = request.app.state.settings
+    if settings.base_url:
+        return settings.base_url.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}/fhir"
+
+
+def _params(request: Request) -> list[tuple[str, str]]:
+    return list(request.query_params.multi_items())
+
+
+def _criteria(request: Request) -> str:
+    return urlencode([(k, v) for k, v in request.query_params.multi_items()
+                      if k not in ("_format", "_pretty")])
+
+
+async def _limit(request: Request) -> bytes:
+    settings: Settings = request.app.state.settings
+    return await read_body(request, settings.max_body_bytes)
+
+
+async def _resource_body(request: Request, resource_type: str) -> ResourceDict:
+    """The resource in the body; a Binary may also arrive as its raw content."""
+    kind = media_type(request.headers.get("content-type"))
+    if resource_type == "Binary" and kind is not None and kind not in JSON_TYPES:
+        raw = await _limit(request)
+        binary: ResourceDict = {"resourceType": "Binary", "contentType": kind}
+        if raw:
+            binary["data"] = base64.b64encode(raw).decode("ascii")
+        security = request.headers.get("x-security-context")
+        if security:
+            binary["securityContext"] = {"reference": security}
+        return binary
+    require_json_body(request)
+    return parse_resource(await _limit(request))
+
+
+async def _patch_body(request: Request) -> PatchDocument:
+    kind = media_type(request.headers.get("content-type"))
+    raw = await _limit(request)
+    if kind == JSON_PATCH:
+        return PatchDocument("json-patch", parse_json(raw, what="JSON Patch document"))
+    if kind in JSON_TYPES:
+        resource = parse_resource(raw)
+        if resource.get("resourceType") != "Parameters":
+            raise FhirError(ErrorCode.BAD_REQUEST,
+                            "A FHIR JSON patch body must be a Parameters resource (FHIRPath Patch)")
+        return PatchDocument("fhirpath-patch", resource)
+    raise FhirError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                    f"PATCH takes {JSON_PATCH} (JSON Patch) or application/fhir+json "
+                    "(FHIRPath Patch), not '" + str(kind)[:60] + "'")
+
+
+async def read(request: Request) -> Response:
+    how = rendering(request)
+    result = await _engine(request).read(request.path_params["type"], request.path_params["id"])
+    return read_response(request, result, how)
+
+
+async def vread(request: Request) -> Response:
+    how = rendering(request)
+    p = request.path_params
+    result = await _engine(request).vread(p["type"], p["id"], p["vid"])
+    return read_response(request, result, how)
+
+
+async def create(request: Request) -> Response:
+    how = rendering(request)
+    resource_type = request.path_params["type"]
+    resource = await _resource_body(request, resource_type)
+    result = await _engine(request).create(
+        resource_type, resource, if_none_exist=request.headers.get("if-none-exist"))
+    return write_response(result, base_url=base_url(request), prefer=preferences(request),
+                          how=how)
+
+
+async def update(request: Request) -> Response:
+    how = rendering(request)
+    p = request.path_params
+    resource = await _resource_body(request, p["type"])
+    if p["type"] == "Binary" and "id" not in resource:
+        resource["id"] = p["id"]
+    result = await _engine(request).update(p["type"], p["id"], resource,
+                                           if_match=if_match(request))
+    return write_response(result, base_url=base_url(request), prefer=preferences(request),
+                          how=how)
+
+
+async def conditional_update(request: Request) -> Response:
+    how = rendering(request)
+    resource_type = request.path_params["type"]
+    resource = await _resource_body(request, resource_type)
+    result = await _engine(request).conditional_update(
+        resource_type, _criteria(request), resource, if_match=if_match(request))
+    return write_response(result, base_url=base_url(request), prefer=preferences(request),
+                          how=how)
+
+
+async def patch(request: Request) -> Response:
+    how = rendering(request)
+    p = request.path_params
+    document = await _patch_body(request)
+    result = await _engine(request).patch(p["type"], p["id"], document,
+                                          if_match=if_match(request))
+    return write_response(result, base_url=base_url(request), prefer=preferences(request),
+                          how=how)
+
+
+async def conditional_patch(request: Request) -> Response:
+    how = rendering(request)
+    document = await _patch_body(request)
+    result = await _engine(request).conditional_patch(
+        request.path_params["type"], _criteria(request), document, if_match=if_match(request))
+    return write_response(result, base_url=base_url(request), prefer=preferences(request),
+                          how=how)
+
+
+async def delete(request: Request) -> Response:
+    how = rendering(request)
+    p = request.path_params
+    result = await _engine(request).delete(p["type"], p["id"])
+    return write_response(result, base_url=base_url(request), prefer=preferences(request),
+                          how=how, location=False)
+
+
+async def conditional_delete(request: Request) -> Response:
+    how = rendering(request)
+    result = await _engine(request).conditional_delete(request.path_params["type"],
+                                                       _criteria(request))
+    if result is None:
+        if preferences(request).return_ == "operationoutcome":
+            return json_response(information("No resource matched: nothing was deleted"),
+                                 pretty=how.pretty)
+        return Response(status_code=204)
+    return write_response(result, base_url=base_url(request), prefer=preferences(request),
+                          how=how, location=False)
+
+
+async def history_instance(request: Request) -> Response:
+    how = rendering(request)
+    p = request.path_params
+    bundle = await _engine(request).history(base_url=base_url(request), params=_params(request),
+                                            resource_type=p["type"], id=p["id"])
+    return json_response(bundle, pretty=how.pretty)
+
+
+async def history_type(request: Request) -> Response:
+    how = rendering(request)
+    bundle = await _engine(request).history(base_url=base_url(request), params=_params(request),
+                                            resource_type=request.path_params["type"])
+    return json_response(bundle, pretty=how.pretty)
+
+
+async def history_system(request: Request) -> Response:
+    how = rendering(request)
+    bundle = await _engine(request).history(base_url=base_url(request), params=_params(request))
+    return json_response(bundle, pretty=how.pretty)
+
+
+async def search_type(request: Request) -> Response:
+    how = rendering(request)
+    bundle = await _engine(request).search(base_url=base_url(request), params=_params(request),
+                                           resource_type=request.path_params["type"],
+                                           strict=preferences(request).strict)
+    return json_response(bundle, pretty=how.pretty)
+
+
+async def search_type_post(request: Request) -> Response:
+    """``POST Type/_search`` with form-encoded parameters (and any in the URL)."""
+    how = rendering(request)
+    kind = media_type(request.headers.get("content-type"))
+    if kind != "application/x-www-form-urlencoded":
+        raise FhirError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                        "POST _search takes application/x-www-form-urlencoded parameters")
+    form = await request.form()
+    params = _params(request) + [(k, str(v)) for k, v in form.multi_items()]
+    bundle = await _engine(request).search(base_url=base_url(request), params=params,
+                                           resource_type=request.path_params["type"],
+                                           strict=preferences(request).strict)
+    return json_response(bundle, pretty=how.pretty)
+
+
+async def search_system(request: Request) -> Response:
+    how = rendering(request)
+    bundle = await _engine(request).search(base_url=base_url(request), params=_params(request),
+                                           strict=preferences(request).strict)
+    return json_response(bundle, pretty=how.pretty)
+
+
+async def bundle(request: Request) -> Response:
+    """``POST [base]``: a transaction or batch Bundle."""
+    how = rendering(request)
+    require_json_body(request)
+    document = parse_resource(await _limit(request))
+    answer = await _engine(request).process_bundle(
+        document, base_url=base_url(request),
+        with_resources=preferences(request).return_ == "representation"
+        and "return=" in request.headers.get("prefer", ""))
+    return json_response(answer, pretty=how.pretty)
+
+
+async def capability(request: Request) -> Response:
+    how = rendering(request)
+    statement = request.app.state.capability_statement
+    return json_response(statement(base_url(request)), pretty=how.pretty)

@@ -1,0 +1,112 @@
+"""Content negotiation and request bodies: formats, media types, size limits, Prefer and ETags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from fhir_server.engine.bundle_entries import parse_etag_version
+from fhir_server.errors import ErrorCode, FhirError
+
+FHIR_JSON = "application/fhir+json"
+JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
+JSON_PATCH = "application/json-patch+json"
+_FORMAT_ALIASES = {"json": FHIR_JSON, "application/json": FHIR_JSON, FHIR_JSON: FHIR_JSON,
+                   "application/json+fhir": FHIR_JSON}
+_XML = ("xml", "application/xml", "application/fhir+xml", "text/xml", "application/xml+fhir")
+
+
+def media_type(header: str | None) -> str | None:
+    """The bare media type of a Content-Type header, lower-cased, without parameters."""
+    if not header:
+        return None
+    return header.split(";", 1)[0].strip().lower() or None
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """How to render a FHIR answer: pretty or compact JSON, and whether the client wants FHIR."""
+
+    pretty: bool
+    wants_fhir: bool
+
+
+def rendering(request: Request) -> Rendering:
+    """Read ``_format``, ``_pretty`` and Accept; refuse XML-only clients with a 406."""
+    params = request.query_params
+    fmt = params.get("_format")
+    wants_fhir = False
+    if fmt is not None:
+        if fmt.strip().lower() in _XML or "xml" in fmt.lower():
+            raise FhirError(ErrorCode.NOT_ACCEPTABLE,
+                            "This server answers in FHIR JSON only: use _format=json")
+        if fmt.strip().lower().split(";")[0] not in _FORMAT_ALIASES:
+            raise FhirError(ErrorCode.NOT_ACCEPTABLE, f"_format '{fmt[:40]}' is not supported: "
+                            "use json or application/fhir+json")
+        wants_fhir = True
+    accept = request.headers.get("accept", "")
+    if accept:
+        kinds = [a.split(";")[0].strip().lower() for a in accept.split(",")]
+        if any(k in JSON_TYPES for k in kinds):
+            wants_fhir = True
+        elif fmt is None and kinds and all(k in _XML for k in kinds):
+            raise FhirError(ErrorCode.NOT_ACCEPTABLE,
+                            "This server answers in FHIR JSON only: accept application/fhir+json")
+    return Rendering(pretty=params.get("_pretty") == "true", wants_fhir=wants_fhir)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with a 413 past ``limit`` bytes (before reading when declared)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> FhirError:
+    return FhirError(ErrorCode.TOO_LARGE,
+                     f"The request body is larger than the server's limit of {limit} bytes")
+
+
+def require_json_body(request: Request) -> None:
+    """Refuse a body whose declared media type is not FHIR JSON (415). No Content-Type: JSON."""
+    kind = media_type(request.headers.get("content-type"))
+    if kind is not None and kind not in JSON_TYPES:
+        raise FhirError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                        f"Content-Type '{kind[:60]}' is not supported here: send "
+                        "application/fhir+json")
+
+
+def if_match(request: Request) -> int | None:
+    return parse_etag_version(request.headers.get("if-match"))
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """The ``Prefer`` header: what to return after a write, and how to handle unknown parameters."""
+
+    return_: str
+    strict: bool
+
+
+def preferences(request: Request) -> Preferences:
+    values = [p.strip().lower() for p in request.headers.get("prefer", "").split(";")]
+    values = [v for part in values for v in part.split(",")]
+    return_ = "representation"
+    strict = False
+    for value in (v.strip() for v in values):
+        if value.startswith("return="):
+            choice = value.split("=", 1)[1].strip('"')
+            if choice in ("minimal", "representation", "operationoutcome"):
+                return_ = choice
+        elif value == "handling=strict":
+            strict = True
+    return Preferences(return_=return_, strict=strict)

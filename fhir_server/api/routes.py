@@ -1,0 +1,81 @@
+"""The route table: every interaction the API serves, in one list the CapabilityStatement reads."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhir_server.api import handlers
+
+Handler = Callable[[Request], Awaitable[Response]]
+Level = Literal["instance", "type", "system", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One HTTP route and the FHIR interaction code it implements (for the CapabilityStatement)."""
+
+    method: str
+    path: str
+    handler: Handler
+    interaction: str
+    level: Level
+
+
+BASE = "/fhir"
+
+# Order matters: literal segments before path parameters.
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", "/metadata", handlers.capability, "capabilities", "none"),
+    RouteSpec("POST", "", handlers.bundle, "transaction", "system"),
+    RouteSpec("POST", "", handlers.bundle, "batch", "system"),
+    RouteSpec("GET", "", handlers.search_system, "search-system", "system"),
+    RouteSpec("GET", "/_history", handlers.history_system, "history-system", "system"),
+    RouteSpec("GET", "/{type}/_history", handlers.history_type, "history-type", "type"),
+    RouteSpec("POST", "/{type}/_search", handlers.search_type_post, "search-type", "type"),
+    RouteSpec("GET", "/{type}", handlers.search_type, "search-type", "type"),
+    RouteSpec("POST", "/{type}", handlers.create, "create", "type"),
+    RouteSpec("PUT", "/{type}", handlers.conditional_update, "update", "type"),
+    RouteSpec("PATCH", "/{type}", handlers.conditional_patch, "patch", "type"),
+    RouteSpec("DELETE", "/{type}", handlers.conditional_delete, "delete", "type"),
+    RouteSpec("GET", "/{type}/{id}/_history/{vid}", handlers.vread, "vread", "instance"),
+    RouteSpec("GET", "/{type}/{id}/_history", handlers.history_instance, "history-instance",
+              "instance"),
+    RouteSpec("GET", "/{type}/{id}", handlers.read, "read", "instance"),
+    RouteSpec("PUT", "/{type}/{id}", handlers.update, "update", "instance"),
+    RouteSpec("PATCH", "/{type}/{id}", handlers.patch, "patch", "instance"),
+    RouteSpec("DELETE", "/{type}/{id}", handlers.delete, "delete", "instance"),
+)
+
+
+def http_routes() -> list[tuple[str, str, Handler]]:
+    """(path, method, handler) to register, each route once."""
+    seen: set[tuple[str, str]] = set()
+    routes: list[tuple[str, str, Handler]] = []
+    for spec in ROUTES:
+        key = (spec.method, spec.path)
+        if key not in seen:
+            seen.add(key)
+            routes.append((BASE + spec.path, spec.method, spec.handler))
+    return routes
+
+
+def type_interactions() -> tuple[str, ...]:
+    """Interaction codes available on every resource type."""
+    codes: list[str] = []
+    for spec in ROUTES:
+        if spec.level in ("instance", "type") and spec.interaction not in codes:
+            codes.append(spec.interaction)
+    return tuple(codes)
+
+
+def system_interactions() -> tuple[str, ...]:
+    codes: list[str] = []
+    for spec in ROUTES:
+        if spec.level == "system" and spec.interaction not in codes:
+            codes.append(spec.interaction)
+    return tuple(codes)

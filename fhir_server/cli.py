@@ -1,0 +1,100 @@
+"""The ``fhir-server`` command: serve the API, run the Celery worker or beat, run the benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fhir_server import __version__
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fhir_server.api.app import create_app
+    from fhir_server.crypto.keys import ConfigurationError
+    from fhir_server.runtime import token_file
+    from fhir_server.settings import Settings
+
+    if args.data_dir is not None:
+        os.environ["FHIR_SERVER_DATA_DIR"] = str(args.data_dir)
+    settings = Settings()
+    try:
+        app = create_app(settings)
+    except (ConfigurationError, ValueError) as exc:
+        print(f"fhir-server: cannot start: {exc}", file=sys.stderr)
+        return 2
+    store = settings.resolved_store_url()
+    where = store if store.startswith("sqlite") else store.split("@")[-1].split("?")[0]
+    print(f"Pictaderm FHIR server {__version__} on http://{args.host}:{args.port}/fhir "
+          f"(store: {where if store.startswith('sqlite') else 'MongoDB ' + where})", flush=True)
+    path = token_file(settings)
+    if path is not None:
+        print(f"API bearer token (development): {path.resolve()} — "
+              f"curl -H \"Authorization: Bearer $(cat {path.resolve()})\" "
+              f"http://{args.host}:{args.port}/fhir/Patient", flush=True)
+    config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop",
+                            http="httptools", access_log=False, log_level=settings.log_level,
+                            proxy_headers=True)
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _celery(args: argparse.Namespace, command: str) -> int:
+    from workers.app import default_app
+
+    argv = [command, f"--loglevel={args.loglevel}"]
+    if command == "worker":
+        argv.append(f"--concurrency={args.concurrency}")
+    default_app().start(argv)
+    return 0
+
+
+def _bench(argv: Sequence[str]) -> int:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "tests" / "perf" / "bench_rest.py").exists():
+        print("fhir-server bench runs from a source checkout (tests/perf/ is not installed)",
+              file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(root))
+    from tests.perf.bench_rest import main as bench_main
+
+    return bench_main(list(argv))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fhir-server", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the FHIR API (embedded SQLite by default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", type=Path, default=None,
+                       help="where the embedded store and keys live (FHIR_SERVER_DATA_DIR)")
+    worker = commands.add_parser("worker", help="run the Celery worker (needs FHIR_SERVER_BROKER)")
+    worker.add_argument("--loglevel", default="info")
+    worker.add_argument("--concurrency", type=int, default=2)
+    beat = commands.add_parser("beat", help="run the Celery beat scheduler")
+    beat.add_argument("--loglevel", default="info")
+    commands.add_parser("bench", help="run the REST benchmarks (see tests/perf/)",
+                        add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["bench"]:
+        return _bench(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command in ("worker", "beat"):
+        return _celery(args, args.command)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

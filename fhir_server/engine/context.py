@@ -1,0 +1,38 @@
+"""What every interaction needs: the store, the validator, the cipher, the indexer and the hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fhir_server.crypto.fields import FieldCipher
+from fhir_server.engine.hooks import Hooks
+from fhir_server.engine.indexing import Indexer
+from fhir_server.engine.paging import CursorSigner
+from fhir_server.errors import Issue
+from fhir_server.storage.protocol import Store
+from fhir_server.types import ResourceDict
+
+StructureCheck = Callable[[ResourceDict], tuple[Issue, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Paging limits of search and history."""
+
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    max_offset: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class EngineContext:
+    """The collaborators of the engine, built once at start-up (see ``engine/engine.py``)."""
+
+    store: Store
+    check_structure: StructureCheck
+    cipher: FieldCipher
+    indexer: Indexer
+    hooks: Hooks
+    cursors: CursorSigner
+    limits: Limits

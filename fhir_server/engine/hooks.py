@@ -1,0 +1,50 @@
+"""Extension points where domain modules (workflow, privacy, audit, billing) plug into writes.
+
+A before-commit hook sees every write of a commit (a single interaction, or a whole transaction)
+before anything is stored. It may refuse the commit by raising ``FhirError`` (nothing is written),
+and may return outbox events that are committed atomically with the writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from fhir_server.storage.protocol import Change, OutboxEvent
+from fhir_server.types import ResourceDict
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedWrite:
+    """One write about to be committed, with the plaintext resource and the one it replaces."""
+
+    change: Change
+    resource: ResourceDict | None
+    body: bytes | None
+    previous: ResourceDict | None
+    created: bool
+
+    @property
+    def status(self) -> int:
+        return 201 if self.created else 200
+
+
+BeforeCommitHook = Callable[[Sequence[PlannedWrite]], Awaitable[Sequence[OutboxEvent]]]
+
+
+@dataclass
+class Hooks:
+    """The registered hooks, called in registration order."""
+
+    before_commit: list[BeforeCommitHook] = field(default_factory=list)
+
+    def on_before_commit(self, hook: BeforeCommitHook) -> BeforeCommitHook:
+        """Register a before-commit hook (usable as a decorator)."""
+        self.before_commit.append(hook)
+        return hook
+
+    async def run_before_commit(self, writes: Sequence[PlannedWrite]) -> list[OutboxEvent]:
+        events: list[OutboxEvent] = []
+        for hook in self.before_commit:
+            events.extend(await hook(writes))
+        return events

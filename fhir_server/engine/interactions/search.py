@@ -1,0 +1,95 @@
+"""search at type and system level (https://hl7.org/fhir/R4/search.html), keyset-paged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from fhir_server.engine.bundles import CURSOR_PARAM, page_links, parse_count, resume
+from fhir_server.engine.context import EngineContext
+from fhir_server.engine.resource_types import require_type
+from fhir_server.engine.search_request import RESULT_PARAMETERS, parse_search
+from fhir_server.engine.writing import plaintext_body
+from fhir_server.errors import ErrorCode, FhirError, Issue, IssueType
+from fhir_server.outcome import outcome_of_issues
+from fhir_server.storage.query import SearchQuery
+from fhir_server.types import ResourceDict
+
+_HANDLED_RESULT_PARAMS = frozenset({"_count", "_total", "_summary", "_offset", "_format",
+                                    "_pretty", CURSOR_PARAM})
+
+
+def _offset(params: Sequence[tuple[str, str]], ctx: EngineContext) -> int:
+    values = [v for k, v in params if k == "_offset"]
+    if not values:
+        return 0
+    raw = values[-1]
+    if not raw.isdigit() or int(raw) > ctx.limits.max_offset:
+        raise FhirError(ErrorCode.BAD_PARAMETER,
+                        f"_offset: '{raw[:20]}' must be a whole number up to "
+                        f"{ctx.limits.max_offset}; page with the next links beyond that",
+                        expression=("_offset",))
+    return int(raw)
+
+
+def _last(params: Sequence[tuple[str, str]], name: str) -> str | None:
+    values = [v for k, v in params if k == name]
+    return values[-1] if values else None
+
+
+async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[str, str]],
+                 resource_type: str | None = None, strict: bool = False) -> ResourceDict:
+    """A ``searchset`` Bundle. Unknown parameters: a warning entry, or 400 when ``strict``."""
+    if resource_type is not None:
+        require_type(resource_type)
+    path = resource_type or ""
+    page = resume(ctx, path, params)
+    parsed = parse_search(resource_type, page.params, ctx.indexer)
+    unsupported = [n for n, _ in page.params
+                   if n in RESULT_PARAMETERS and n not in _HANDLED_RESULT_PARAMS]
+    ignored = [*parsed.unknown, *unsupported]
+    if ignored and strict:
+        raise FhirError(ErrorCode.BAD_PARAMETER,
+                        f"Unknown or unsupported search parameter(s): {', '.join(ignored)}",
+                        expression=tuple(ignored))
+    count = parse_count(page.params, ctx)
+    summary = _last(page.params, "_summary")
+    total_mode = _last(page.params, "_total")
+    offset = _offset(page.params, ctx) if page.keyset is None else 0
+    after = tuple(str(k) for k in page.keyset) if page.keyset is not None else None
+    want_total = summary == "count" or total_mode in ("accurate", "estimate")
+    result = await ctx.store.search(SearchQuery(
+        resource_type, parsed.clauses, count=0 if summary == "count" else count + 1,
+        offset=offset, after=(after[0], after[1], after[2]) if after else None,
+        want_total=want_total))
+    shown = result.matches[:count]
+    more = len(result.matches) > count
+    last = shown[-1] if shown else None
+    kept = [(k, v) for k, v in page.params if k not in parsed.unknown and k not in unsupported
+            and k != CURSOR_PARAM]
+    bundle: ResourceDict = {
+        "resourceType": "Bundle", "type": "searchset",
+        "link": page_links(ctx, base_url=base_url, path=path, params=kept,
+                           next_keyset=(last.last_updated, last.resource_type, last.id)
+                           if more and last else None,
+                           cursor_used=_last(params, CURSOR_PARAM)),
+    }
+    total = result.total
+    if total is None and page.keyset is None and offset == 0 and not more:
+        total = len(shown)
+    if total is not None and total_mode != "none":
+        bundle["total"] = total
+    entries: list[ResourceDict] = [
+        {"fullUrl": f"{base_url}/{m.resource_type}/{m.id}",
+         "resource": orjson.loads(plaintext_body(ctx, m)), "search": {"mode": "match"}}
+        for m in ([] if summary == "count" else shown)]
+    if ignored:
+        warning = outcome_of_issues([Issue(
+            diagnostics=f"Ignored unknown or unsupported search parameter '{name}'",
+            severity="warning", issue_type=IssueType.NOT_SUPPORTED, expression=(name,))
+            for name in ignored])
+        entries.append({"resource": warning, "search": {"mode": "outcome"}})
+    if entries:
+        bundle["entry"] = entries
+    return bundle

@@ -1,0 +1,110 @@
+"""The composition root: builds the store, keys, engine and outbox dispatcher from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fhir_server.crypto.fields import FieldCipher
+from fhir_server.crypto.keys import ConfigurationError, KeyMaterial, load_keys
+from fhir_server.engine.context import EngineContext, Limits
+from fhir_server.engine.engine import Engine
+from fhir_server.engine.hooks import Hooks
+from fhir_server.engine.indexing import Indexer
+from fhir_server.engine.paging import CursorSigner
+from fhir_server.outbox.consumers import consumer_modules_from_env, import_consumer_modules
+from fhir_server.outbox.delivery import CeleryDeliverer, Deliverer, InProcessDeliverer
+from fhir_server.outbox.dispatcher import OutboxDispatcher
+from fhir_server.settings import Mode, Settings
+from fhir_server.storage.factory import open_store
+from fhir_server.storage.protocol import Store
+from fhir_server.validation.structure import validate_structure
+
+logger = logging.getLogger(__name__)
+
+API_TOKEN_FILE = "api-token"
+
+
+def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
+                 hooks: Hooks | None = None) -> Engine:
+    """An engine over a started store."""
+    cipher = FieldCipher(keys)
+    indexer = Indexer(blind_index=cipher.blind_index, is_sensitive=cipher.is_sensitive_identifier)
+    ctx = EngineContext(
+        store=store, check_structure=validate_structure, cipher=cipher, indexer=indexer,
+        hooks=hooks or Hooks(), cursors=CursorSigner(keys.blind_key),
+        limits=Limits(default_page_size=settings.default_page_size,
+                      max_page_size=settings.max_page_size, max_offset=settings.max_offset))
+    return Engine(ctx)
+
+
+def api_token(settings: Settings) -> str:
+    """The operator bearer token: configured, or (development) read or created in the data dir."""
+    if settings.api_token is not None:
+        return settings.api_token.get_secret_value()
+    if settings.mode == Mode.PRODUCTION:
+        raise ConfigurationError("FHIR_SERVER_API_TOKEN is required in production")
+    path = settings.data_dir / API_TOKEN_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+def token_file(settings: Settings) -> Path | None:
+    """Where the development token lives, when it is not configured."""
+    return None if settings.api_token is not None else settings.data_dir / API_TOKEN_FILE
+
+
+def _deliverer(settings: Settings, store: Store) -> Deliverer:
+    if settings.broker:
+        from workers.app import create_app
+
+        return CeleryDeliverer(create_app(settings))
+    return InProcessDeliverer(store)
+
+
+@dataclass
+class Runtime:
+    """Everything a running API process holds, started and stopped together."""
+
+    settings: Settings
+    store: Store
+    engine: Engine
+    dispatcher: OutboxDispatcher | None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, settings: Settings, *, keys: KeyMaterial | None = None,
+                    hooks: Hooks | None = None, store: Store | None = None) -> Runtime:
+        """Start everything; ``store`` overrides the one the settings name (tests use it)."""
+        keys = keys or load_keys(settings)
+        store = store or open_store(settings)
+        await store.start()
+        engine = build_engine(store, keys, settings, hooks)
+        dispatcher = None
+        import_consumer_modules(consumer_modules_from_env())
+        if settings.outbox_dispatch:
+            dispatcher = OutboxDispatcher(store, _deliverer(settings, store),
+                                          poll_seconds=settings.outbox_poll_seconds)
+        runtime = cls(settings=settings, store=store, engine=engine, dispatcher=dispatcher)
+        if dispatcher is not None:
+            runtime._task = asyncio.create_task(dispatcher.run(runtime._stop))
+        return runtime
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, timeout=10)
+        await self.store.close()

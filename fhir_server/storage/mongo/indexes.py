@@ -1,0 +1,40 @@
+"""The MongoDB indexes the adapter's queries rely on, created (idempotently) by ``start()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from motor.motor_asyncio import AsyncIOMotorDatabase
+
+from fhir_server.storage.mongo.documents import HISTORY, OUTBOX, RESOURCES
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    collection: str
+    name: str
+    keys: tuple[tuple[str, int], ...]
+    unique: bool = False
+
+
+INDEXES: Final = (
+    # Token search: a multikey index over the embedded entries, one entry per key.
+    IndexSpec(RESOURCES, "type_token", (("type", 1), ("idx.p", 1), ("idx.s", 1), ("idx.c", 1))),
+    # Search order and keyset paging within a type, and _lastUpdated ranges.
+    IndexSpec(RESOURCES, "type_last_updated_id", (("type", 1), ("last_updated", 1), ("id", 1))),
+    # System history, newest first, and its keyset cursor.
+    IndexSpec(HISTORY, "last_updated_type_id_version",
+              (("last_updated", 1), ("type", 1), ("id", 1), ("version", 1))),
+    # Instance history and version reads.
+    IndexSpec(HISTORY, "type_id_version", (("type", 1), ("id", 1), ("version", 1)), unique=True),
+    # Pending events, oldest first.
+    IndexSpec(OUTBOX, "delivered_created", (("delivered", 1), ("created", 1), ("_id", 1))),
+)
+
+
+async def create_indexes(database: AsyncIOMotorDatabase[Any]) -> None:
+    """Create every index in ``INDEXES`` that does not exist yet."""
+    for spec in INDEXES:
+        await database[spec.collection].create_index(list(spec.keys), name=spec.name,
+                                                     unique=spec.unique)

@@ -1,0 +1,152 @@
+"""``MongoStore``: the Store protocol on a MongoDB replica set, through motor.
+
+Layout in ``documents.py``, filters in ``compile.py``, the writes of a commit in ``commit.py``
+and its transaction in ``transaction.py``; every pymongo exception leaves as a protocol error
+(``errors.py``). Implementation notes: ``docs/implementation/storage-mongo.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorClient
+
+from fhir_server.storage.mongo.commit import CommitWork
+from fhir_server.storage.mongo.compile import (
+    HISTORY_ORDER,
+    SEARCH_ORDER,
+    history_filter,
+    page_filter,
+    search_filter,
+)
+from fhir_server.storage.mongo.documents import (
+    HISTORY,
+    OUTBOX,
+    RESOURCES,
+    outbox_record,
+    resource_key,
+    stored_version,
+    version_key,
+)
+from fhir_server.storage.mongo.errors import NOT_A_REPLICA_SET, driver_errors
+from fhir_server.storage.mongo.indexes import create_indexes
+from fhir_server.storage.mongo.transaction import run_in_transaction
+from fhir_server.storage.protocol import (
+    Change,
+    Consumption,
+    OutboxEvent,
+    OutboxRecord,
+    SearchPage,
+    StoredVersion,
+    StoreUnavailable,
+)
+from fhir_server.storage.query import HistoryQuery, SearchQuery
+
+_WITHOUT_INDEX = {"idx": 0}
+
+
+class MongoStore:
+    """A Store on one database of a MongoDB replica set.
+
+    The store owns ``client``: ``close()`` closes it (after dropping the database when
+    ``drop_on_close``, which tests use to clean up after themselves).
+    """
+
+    def __init__(self, client: AsyncIOMotorClient[Any], database: str, *,
+                 drop_on_close: bool = False) -> None:
+        self._client = client
+        self._database_name = database
+        self._database = client[database]
+        self._drop_on_close = drop_on_close
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, database: str) -> MongoStore:
+        """A store on ``database`` of the deployment at ``url`` (a ``mongodb://`` URI)."""
+        with driver_errors():
+            return cls(AsyncIOMotorClient(url), database)
+
+    async def start(self) -> None:
+        with driver_errors():
+            hello = await self._client.admin.command("hello")
+            _require_transactions(hello)
+            await create_indexes(self._database)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._drop_on_close:
+                with driver_errors():
+                    await self._client.drop_database(self._database_name)
+        finally:
+            self._client.close()
+
+    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        with driver_errors():
+            found = await self._database[RESOURCES].find_one(
+                {"_id": resource_key(resource_type, id)}, _WITHOUT_INDEX)
+        return None if found is None else stored_version(found)
+
+    async def read_version(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
+        with driver_errors():
+            found = await self._database[HISTORY].find_one(
+                {"_id": version_key(resource_type, id, version)})
+        return None if found is None else stored_version(found)
+
+    async def commit(self, changes: Sequence[Change], events: Sequence[OutboxEvent] = (),
+                     consumed: Sequence[Consumption] = ()) -> None:
+        if not (changes or events or consumed):
+            return
+        with driver_errors():
+            work = CommitWork(database=self._database, changes=changes, events=events,
+                              consumed=consumed)
+            await run_in_transaction(self._client, work)
+
+    async def history(self, query: HistoryQuery) -> tuple[StoredVersion, ...]:
+        if query.count <= 0:
+            return ()
+        with driver_errors():
+            cursor = self._database[HISTORY].find(history_filter(query)).sort(HISTORY_ORDER)
+            found = await cursor.limit(query.count).to_list(None)
+        return tuple(stored_version(document) for document in found)
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        resources = self._database[RESOURCES]
+        with driver_errors():
+            found = []
+            if query.count > 0:
+                cursor = resources.find(page_filter(query), _WITHOUT_INDEX).sort(SEARCH_ORDER)
+                found = await cursor.skip(max(query.offset, 0)).limit(query.count).to_list(None)
+            total = (await resources.count_documents(search_filter(query))
+                     if query.want_total else None)
+        return SearchPage(tuple(stored_version(document) for document in found), total)
+
+    async def outbox_pending(self, limit: int) -> tuple[OutboxRecord, ...]:
+        if limit <= 0:
+            return ()
+        with driver_errors():
+            cursor = self._database[OUTBOX].find({"delivered": False}).sort(
+                [("created", 1), ("_id", 1)])
+            found = await cursor.limit(limit).to_list(None)
+        return tuple(outbox_record(document) for document in found)
+
+    async def outbox_delivered(self, event_ids: Sequence[str]) -> None:
+        if not event_ids:
+            return
+        with driver_errors():
+            await self._database[OUTBOX].update_many(
+                {"_id": {"$in": list(event_ids)}}, {"$set": {"delivered": True}})
+
+    async def outbox_failed(self, event_id: str) -> None:
+        with driver_errors():
+            await self._database[OUTBOX].update_one({"_id": {"$eq": event_id}},
+                                                    {"$inc": {"attempts": 1}})
+
+
+def _require_transactions(hello: Mapping[str, Any]) -> None:
+    """Refuse a deployment without multi-document transactions: a replica set or mongos has them."""
+    if "setName" not in hello and hello.get("msg") != "isdbgrid":
+        raise StoreUnavailable(NOT_A_REPLICA_SET)

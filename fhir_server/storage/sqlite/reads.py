@@ -1,0 +1,70 @@
+"""Read operations, each a plain function of a reader connection and one argument.
+
+They run on the store's reader threads. A statement that runs to completion ends its implicit
+read transaction, so every call sees the latest committed state; a search that also counts runs
+both statements in one read transaction, so its page and total agree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from fhir_server.storage.protocol import OutboxEvent, OutboxRecord, SearchPage, StoredVersion
+from fhir_server.storage.query import HistoryQuery, SearchQuery
+from fhir_server.storage.sqlite.compile import (
+    VERSION_COLUMNS,
+    Sql,
+    compile_history,
+    compile_search,
+)
+
+_READ_CURRENT = (f"SELECT {VERSION_COLUMNS} FROM resources "
+                 f"WHERE resource_type = ? AND id = ?")
+_READ_VERSION = (f"SELECT {VERSION_COLUMNS} FROM history "
+                 f"WHERE resource_type = ? AND id = ? AND version = ?")
+_OUTBOX_PENDING = ("SELECT id, topic, payload, created, attempts FROM outbox "
+                   "WHERE delivered_at IS NULL ORDER BY created, seq LIMIT ?")
+
+
+def read_current(connection: sqlite3.Connection, key: tuple[str, str]) -> StoredVersion | None:
+    rows = connection.execute(_READ_CURRENT, key).fetchall()
+    return StoredVersion(*rows[0]) if rows else None
+
+
+def read_version(connection: sqlite3.Connection,
+                 key: tuple[str, str, int]) -> StoredVersion | None:
+    rows = connection.execute(_READ_VERSION, key).fetchall()
+    return StoredVersion(*rows[0]) if rows else None
+
+
+def history(connection: sqlite3.Connection, query: HistoryQuery) -> tuple[StoredVersion, ...]:
+    return _versions(connection, compile_history(query))
+
+
+def search(connection: sqlite3.Connection, query: SearchQuery) -> SearchPage:
+    compiled = compile_search(query)
+    if compiled.total is None:
+        return SearchPage(_versions(connection, compiled.page), None)
+    connection.execute("BEGIN")
+    try:
+        total = int(connection.execute(compiled.total.text, compiled.total.params).fetchone()[0])
+        matches = _versions(connection, compiled.page) if query.count > 0 else ()
+    finally:
+        connection.execute("COMMIT")
+    return SearchPage(matches, total)
+
+
+def outbox_pending(connection: sqlite3.Connection, limit: int) -> tuple[OutboxRecord, ...]:
+    rows = connection.execute(_OUTBOX_PENDING, (limit,)).fetchall()
+    return tuple(_outbox_record(row) for row in rows)
+
+
+def _versions(connection: sqlite3.Connection, statement: Sql) -> tuple[StoredVersion, ...]:
+    rows = connection.execute(statement.text, statement.params).fetchall()
+    return tuple(StoredVersion(*row) for row in rows)
+
+
+def _outbox_record(row: tuple[Any, ...]) -> OutboxRecord:
+    event_id, topic, payload, created, attempts = row
+    return OutboxRecord(OutboxEvent(event_id, topic, payload, created), attempts)

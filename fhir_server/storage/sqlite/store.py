@@ -1,0 +1,175 @@
+"""``SqliteStore``: the Store protocol on one SQLite file, run off the event loop.
+
+One writer connection lives on a single dedicated thread, so writes are serialised in-process
+and never wait on each other's locks; reads run on a small pool of threads, each with its own
+connection opened on first use. WAL mode lets those readers work while the writer commits.
+Every sqlite3 exception raised on those threads is turned into a protocol error there
+(``errors.store_error``), so nothing above this module sees a driver exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from fhir_server.storage.protocol import (
+    Change,
+    Consumption,
+    OutboxEvent,
+    OutboxRecord,
+    SearchPage,
+    StoredVersion,
+    StoreUnavailable,
+)
+from fhir_server.storage.query import HistoryQuery, SearchQuery
+from fhir_server.storage.sqlite import reads, writes
+from fhir_server.storage.sqlite.errors import store_error
+from fhir_server.storage.sqlite.schema import SYNCHRONOUS_MODES, open_connection, prepare_database
+
+A = TypeVar("A")
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection, A], T]
+
+
+class SqliteStore:
+    """The embedded store: ``SqliteStore(Path("fhir.sqlite3"))``, then ``await start()``."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", readers: int = 4) -> None:
+        mode = synchronous.upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS_MODES)}, "
+                             f"not {synchronous!r}")
+        if readers < 1:
+            raise ValueError("readers must be at least 1")
+        self._path = path
+        self._synchronous = mode
+        self._reader_count = readers
+        self._writer: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._writer_connection: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+
+    async def start(self) -> None:
+        if self._writer is not None:
+            return
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        readers = ThreadPoolExecutor(max_workers=self._reader_count,
+                                     thread_name_prefix="sqlite-reader")
+        try:
+            self._writer_connection = await asyncio.get_running_loop().run_in_executor(
+                writer, self._open_writer)
+        except BaseException:
+            writer.shutdown(wait=False)
+            readers.shutdown(wait=False)
+            raise
+        self._writer, self._readers = writer, readers
+
+    async def close(self) -> None:
+        writer, readers = self._writer, self._readers
+        if writer is None or readers is None:
+            return
+        self._writer = self._readers = None
+        await asyncio.get_running_loop().run_in_executor(None, self._shut_down, writer, readers)
+
+    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        return await self._on_reader(reads.read_current, (resource_type, id))
+
+    async def read_version(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
+        return await self._on_reader(reads.read_version, (resource_type, id, version))
+
+    async def commit(self, changes: Sequence[Change], events: Sequence[OutboxEvent] = (),
+                     consumed: Sequence[Consumption] = ()) -> None:
+        batch = writes.Batch(tuple(changes), tuple(events), tuple(consumed))
+        await self._on_writer(writes.commit, batch)
+
+    async def history(self, query: HistoryQuery) -> tuple[StoredVersion, ...]:
+        return await self._on_reader(reads.history, query)
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        return await self._on_reader(reads.search, query)
+
+    async def outbox_pending(self, limit: int) -> tuple[OutboxRecord, ...]:
+        return await self._on_reader(reads.outbox_pending, limit)
+
+    async def outbox_delivered(self, event_ids: Sequence[str]) -> None:
+        await self._on_writer(writes.mark_delivered, tuple(event_ids))
+
+    async def outbox_failed(self, event_id: str) -> None:
+        await self._on_writer(writes.count_failure, event_id)
+
+    async def _on_reader(self, work: Work[A, T], argument: A) -> T:
+        readers = self._readers
+        if readers is None:
+            raise StoreUnavailable("the SQLite store is not started or is closed")
+        return await asyncio.get_running_loop().run_in_executor(
+            readers, self._run_on_reader, work, argument)
+
+    async def _on_writer(self, work: Work[A, T], argument: A) -> T:
+        writer = self._writer
+        if writer is None:
+            raise StoreUnavailable("the SQLite store is not started or is closed")
+        return await asyncio.get_running_loop().run_in_executor(
+            writer, self._run_on_writer, work, argument)
+
+    def _run_on_reader(self, work: Work[A, T], argument: A) -> T:
+        """On a reader thread: this thread's connection, opened on first use."""
+        try:
+            try:
+                connection: sqlite3.Connection = self._local.connection
+            except AttributeError:
+                connection = self._open_reader()
+            return work(connection, argument)
+        except sqlite3.Error as error:
+            raise store_error(error) from error
+
+    def _run_on_writer(self, work: Work[A, T], argument: A) -> T:
+        connection = self._writer_connection
+        if connection is None:
+            raise StoreUnavailable("the SQLite store is not started or is closed")
+        try:
+            return work(connection, argument)
+        except sqlite3.Error as error:
+            raise store_error(error) from error
+
+    def _open_writer(self) -> sqlite3.Connection:
+        """On the writer thread: open the file (creating its directory) and prepare the schema."""
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            connection = open_connection(self._path, synchronous=self._synchronous,
+                                         read_only=False)
+            try:
+                prepare_database(connection)
+            except BaseException:
+                connection.close()
+                raise
+        except (sqlite3.Error, OSError) as error:
+            raise store_error(error) from error
+        return connection
+
+    def _open_reader(self) -> sqlite3.Connection:
+        connection = open_connection(self._path, synchronous=self._synchronous, read_only=True)
+        with self._connections_lock:
+            self._reader_connections.append(connection)
+        self._local.connection = connection
+        return connection
+
+    def _shut_down(self, writer: ThreadPoolExecutor, readers: ThreadPoolExecutor) -> None:
+        """Let queued work finish, then close every connection (none is in use any more)."""
+        writer.shutdown(wait=True)
+        readers.shutdown(wait=True)
+        with self._connections_lock:
+            connections = [*self._reader_connections]
+            self._reader_connections.clear()
+        if self._writer_connection is not None:
+            connections.append(self._writer_connection)
+            self._writer_connection = None
+        for connection in connections:
+            connection.close()
+

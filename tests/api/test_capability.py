@@ -1,0 +1,30 @@
+"""The CapabilityStatement describes what the route table and the engine really implement."""
+
+from __future__ import annotations
+
+from fhir_server.definitions import resource_types
+from tests.api.conftest import Api
+
+
+async def test_metadata_lists_every_type_and_interaction(api: Api) -> None:
+    response = await api.anonymous.get("/metadata")
+    statement = response.json()
+    assert statement["resourceType"] == "CapabilityStatement"
+    assert statement["fhirVersion"] == "4.0.1"
+    assert "application/fhir+json" in statement["format"]
+    rest = statement["rest"][0]
+    types = {r["type"] for r in rest["resource"]}
+    assert types == set(resource_types()) and len(types) == 147
+    patient = next(r for r in rest["resource"] if r["type"] == "Patient")
+    codes = {i["code"] for i in patient["interaction"]}
+    assert codes == {"read", "vread", "update", "patch", "delete", "history-instance",
+                     "history-type", "create", "search-type"}
+    assert {p["name"] for p in patient["searchParam"]} == {"_id", "_lastUpdated", "identifier"}
+    assert {i["code"] for i in rest["interaction"]} == {
+        "transaction", "batch", "search-system", "history-system"}
+    assert statement["implementation"]["url"] == "http://test/fhir"
+
+
+async def test_metadata_honours_pretty(api: Api) -> None:
+    response = await api.anonymous.get("/metadata", params={"_pretty": "true"})
+    assert b"\n  " in response.content

@@ -1,0 +1,79 @@
+"""Random bodies, headers and URLs never cause a 500 and never change what is stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fhir_server.api.app import create_app
+from fhir_server.settings import Settings
+from fhir_server.storage.protocol import Store
+from fhir_server.storage.query import HistoryQuery
+from fhir_server.storage.sqlite import SqliteStore
+from tests.api.conftest import AUTH, TOKEN
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                               max_size=4),
+    max_leaves=20)
+
+element_names = st.sampled_from(["id", "meta", "name", "gender", "birthDate", "identifier",
+                                 "telecom", "active", "extension", "text", "contained",
+                                 "resourceType", "_birthDate", "deceasedBoolean", "bogus"])
+
+resources = st.builds(
+    lambda rt, fields: {"resourceType": rt, **fields},
+    st.sampled_from(["Patient", "Observation", "Bundle", "Task", "Binary", "Nope", ""]),
+    st.dictionaries(element_names, json_values, max_size=6))
+
+bodies = st.one_of(resources.map(orjson.dumps), st.binary(max_size=200),
+                   json_values.map(orjson.dumps))
+content_types = st.sampled_from(["application/fhir+json", "application/json", "text/plain",
+                                 "application/json-patch+json", "application/xml", "",
+                                 "application/x-www-form-urlencoded", "image/png"])
+methods = st.sampled_from(["POST", "PUT", "PATCH", "DELETE", "GET"])
+paths = st.sampled_from(["", "/Patient", "/Patient/fz-1", "/Patient/fz-1/_history/1",
+                         "/Observation?identifier=a|b", "/Patient?_id=x", "/_history",
+                         "/Patient/_search", "/Unknown/1", "/Patient/bad id",
+                         "/Patient?_count=-1", "/Patient?_lastUpdated=gtfoo",
+                         "/Patient/_history?_cursor=abc.def"])
+header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
+extra_headers = st.dictionaries(
+    st.sampled_from(["If-Match", "If-None-Exist", "If-None-Match", "Prefer", "Accept",
+                     "If-Modified-Since"]), header_values, max_size=3)
+
+
+@pytest.fixture
+async def fuzz_target(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
+    store = SqliteStore(tmp_path / "fuzz.sqlite3")
+    app = create_app(Settings(data_dir=tmp_path / "data", api_token=TOKEN,
+                              outbox_dispatch=False), store=store)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://test/fhir", headers=AUTH) as client:
+        yield client, store
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=methods, path=paths, body=bodies, content_type=content_types, headers=extra_headers)
+async def test_no_500_and_refusals_store_nothing(
+        fuzz_target: tuple[httpx.AsyncClient, Store], method: str, path: str, body: bytes,
+        content_type: str, headers: dict[str, str]) -> None:
+    client, store = fuzz_target
+    before = await store.history(HistoryQuery(count=1000))
+    request_headers = {**headers, **({"Content-Type": content_type} if content_type else {})}
+    response = await client.request(method, path, content=body if method != "GET" else None,
+                                    headers=request_headers)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.json()["resourceType"] == "OperationOutcome"
+        after = await store.history(HistoryQuery(count=1000))
+        assert after == before

@@ -1,0 +1,281 @@
+"""SQLite-only properties of the store: WAL, durability, query plans, literal user input."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import pytest
+
+from fhir_server.storage.index import TokenEntry
+from fhir_server.storage.protocol import Change, StoredVersion, StoreUnavailable
+from fhir_server.storage.query import (
+    HistoryQuery,
+    IdClause,
+    SearchQuery,
+    TokenClause,
+    TokenValue,
+)
+from fhir_server.storage.sqlite import SqliteStore
+from fhir_server.storage.sqlite.compile import compile_history, compile_search
+from fhir_server.storage.sqlite.schema import SCHEMA_VERSION
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+NIR = "urn:oid:1.2.250.1.213.1.4.8"
+
+
+def instant(second: int) -> str:
+    return f"2026-01-01T00:00:{second:02d}.000000Z"
+
+
+def change(id: str, version: int, at: str, *, deleted: bool = False,
+           index: tuple[TokenEntry, ...] = ()) -> Change:
+    body = None if deleted else f'{{"resourceType":"Patient","v":{version}}}'.encode()
+    return Change(resource_type="Patient", id=id, version=version, expected_version=version - 1,
+                  last_updated=at, method="DELETE" if deleted else "PUT", body=body, index=index)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "store.sqlite3"
+
+
+@pytest.fixture
+async def sqlite_store(path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(path)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    """A second, independent connection to the store's file, in autocommit mode."""
+    with closing(sqlite3.connect(path, isolation_level=None, timeout=0)) as connection:
+        yield connection
+
+
+def ids(matches: tuple[StoredVersion, ...]) -> list[str]:
+    return sorted(match.id for match in matches)
+
+
+async def test_file_is_in_wal_mode_with_the_schema_version(sqlite_store: SqliteStore,
+                                                           path: Path) -> None:
+    with raw(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+_CRASHING_WRITER = """
+import asyncio, sys
+from pathlib import Path
+from fhir_server.storage.index import TokenEntry
+from fhir_server.storage.protocol import Change
+from fhir_server.storage.sqlite import SqliteStore
+
+async def main() -> None:
+    store = SqliteStore(Path(sys.argv[1]), synchronous="NORMAL")
+    await store.start()
+    await store.commit([Change("Patient", "survivor", 1, 0, "2026-01-01T00:00:01.000000Z",
+                               "POST", b'{"resourceType":"Patient"}',
+                               (TokenEntry("identifier", "urn:x", "42"),))])
+    print("committed", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_returned_commit_survives_kill_9(path: Path) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CRASHING_WRITER, str(path), cwd=REPOSITORY,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    assert child.stdout is not None
+    try:
+        line = await asyncio.wait_for(child.stdout.readline(), timeout=30)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+    assert line.strip() == b"committed"
+    assert child.returncode == -signal.SIGKILL
+    assert Path(f"{path}-wal").stat().st_size > 0  # the commit lives in the WAL, not yet merged
+
+    store = SqliteStore(path)
+    await store.start()
+    try:
+        survivor = await store.read("Patient", "survivor")
+        found = await store.search(SearchQuery("Patient", (
+            TokenClause("identifier", (TokenValue("urn:x", "42"),)),)))
+    finally:
+        await store.close()
+    assert survivor is not None and survivor.version == 1
+    assert ids(found.matches) == ["survivor"]
+
+
+async def test_a_commit_does_not_wait_for_an_open_reader(sqlite_store: SqliteStore,
+                                                        path: Path) -> None:
+    await sqlite_store.commit([change("p1", 1, instant(1))])
+    current = "SELECT version FROM resources WHERE id = 'p1'"
+    with raw(path) as reader:
+        reader.execute("BEGIN")
+        assert reader.execute(current).fetchone() == (1,)
+        await asyncio.wait_for(sqlite_store.commit([change("p1", 2, instant(2))]), timeout=2)
+        assert reader.execute(current).fetchone() == (1,)  # its snapshot is unchanged
+        reader.execute("COMMIT")
+        assert reader.execute(current).fetchone() == (2,)
+
+
+async def test_reads_do_not_wait_for_an_open_writer(sqlite_store: SqliteStore,
+                                                    path: Path) -> None:
+    await sqlite_store.commit([change("p1", 1, instant(1))])
+    with raw(path) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE resources SET version = 99 WHERE id = 'p1'")
+        seen = await asyncio.wait_for(sqlite_store.read("Patient", "p1"), timeout=2)
+        writer.execute("ROLLBACK")
+    assert seen is not None and seen.version == 1
+
+
+async def test_readers_see_whole_commits_while_the_writer_commits(
+        sqlite_store: SqliteStore) -> None:
+    await sqlite_store.commit([change("p1", 1, instant(1))])
+    last = 40
+
+    async def write() -> None:
+        for version in range(2, last + 1):
+            await sqlite_store.commit([change("p1", version, instant(version))])
+
+    async def read() -> list[int]:
+        seen: list[int] = []
+        while not seen or seen[-1] < last:
+            current = await sqlite_store.read("Patient", "p1")
+            assert current is not None and current.body is not None
+            assert f'"v":{current.version}}}'.encode() in current.body
+            seen.append(current.version)
+        return seen
+
+    _, *observed = await asyncio.wait_for(asyncio.gather(write(), read(), read(), read()), 20)
+    for seen in observed:
+        assert seen == sorted(seen) and seen[-1] == last
+
+
+async def test_sql_metacharacters_are_matched_literally(sqlite_store: SqliteStore) -> None:
+    tricky = ["x'); DROP TABLE resources; --", "%", "_", "a' OR '1'='1", 'q"uote', "back\\slash"]
+    await sqlite_store.commit([
+        change(f"r{n}", 1, instant(n), index=(TokenEntry("code", "urn:" + value, value),))
+        for n, value in enumerate(tricky)])
+    await sqlite_store.commit([change(tricky[0], 1, instant(9))])
+
+    for n, value in enumerate(tricky):
+        by_code = await sqlite_store.search(SearchQuery("Patient", (
+            TokenClause("code", (TokenValue(None, value),)),)))
+        by_system = await sqlite_store.search(SearchQuery("Patient", (
+            TokenClause("code", (TokenValue("urn:" + value, None),)),)))
+        assert ids(by_code.matches) == ids(by_system.matches) == [f"r{n}"]
+    injected = await sqlite_store.search(SearchQuery("Patient", (IdClause(("' OR '1'='1",)),)))
+    assert injected.matches == ()
+    quoted = await sqlite_store.read("Patient", tricky[0])
+    assert quoted is not None and quoted.id == tricky[0]
+    everything = await sqlite_store.search(SearchQuery("Patient", count=100))
+    assert len(everything.matches) == len(tricky) + 1
+
+
+async def test_deleted_resources_keep_no_index_entries(sqlite_store: SqliteStore,
+                                                       path: Path) -> None:
+    await sqlite_store.commit([change("p1", 1, instant(1), index=(
+        TokenEntry("identifier", NIR, "1"), TokenEntry("gender", None, "male")))])
+    await sqlite_store.commit([change("p1", 2, instant(2), index=(
+        TokenEntry("identifier", NIR, "2"),))])
+    entries = ("SELECT count(*) FROM idx_token JOIN resources USING (rid) "
+               "WHERE resources.id = 'p1'")
+    with raw(path) as connection:
+        assert connection.execute(entries).fetchone() == (1,)
+    await sqlite_store.commit([change("p1", 3, instant(3), deleted=True, index=(
+        TokenEntry("identifier", NIR, "3"),))])
+    with raw(path) as connection:
+        assert connection.execute(entries).fetchone() == (0,)
+
+
+async def test_history_rows_carry_their_validity_interval(sqlite_store: SqliteStore,
+                                                         path: Path) -> None:
+    for version in (1, 2, 3):
+        await sqlite_store.commit([change("p1", version, instant(version * 10))])
+    with raw(path) as connection:
+        rows = connection.execute("SELECT version, last_updated, valid_to FROM history "
+                                  "ORDER BY version").fetchall()
+    assert rows == [(1, instant(10), instant(20)), (2, instant(20), instant(30)),
+                    (3, instant(30), None)]
+
+
+async def test_queries_start_from_an_index_even_on_a_new_file(sqlite_store: SqliteStore,
+                                                              path: Path) -> None:
+    token = compile_search(SearchQuery("Patient", (
+        TokenClause("gender", (TokenValue(None, "male"),)),
+        TokenClause("identifier", (TokenValue(NIR, "1"),)))))
+    instance = compile_history(HistoryQuery(resource_type="Patient", id="p1"))
+    with raw(path) as connection:
+        token_plan = [row[3] for row in connection.execute(
+            f"EXPLAIN QUERY PLAN {token.page.text}", token.page.params)]
+        history_plan = [row[3] for row in connection.execute(
+            f"EXPLAIN QUERY PLAN {instance.text}", instance.params)]
+    assert token_plan[0] == "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"
+    assert any("idx_token_param_system_code (param=? AND system=? AND code=?)" in step
+               for step in token_plan)
+    assert any("idx_token_param_code (param=? AND code=? AND rid=?)" in step
+               for step in token_plan)
+    assert not any(step.startswith("SCAN") for step in token_plan + history_plan)
+    assert history_plan[0].startswith("SEARCH history USING INDEX history_key")
+
+
+async def test_a_file_that_is_not_a_database_is_unavailable(path: Path) -> None:
+    path.write_bytes(b"this is not an SQLite database " * 64)
+    with pytest.raises(StoreUnavailable):
+        await SqliteStore(path).start()
+
+
+async def test_a_newer_schema_is_refused(path: Path) -> None:
+    with raw(path) as connection:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreUnavailable, match="newer"):
+        await SqliteStore(path).start()
+
+
+async def test_reopening_keeps_data_and_schema(path: Path) -> None:
+    first = SqliteStore(path, synchronous="FULL", readers=1)
+    await first.start()
+    await first.commit([change("p1", 1, instant(1))])
+    await first.close()
+    second = SqliteStore(path)
+    await second.start()
+    try:
+        await second.commit([change("p1", 2, instant(2))])
+        versions = await second.history(HistoryQuery(resource_type="Patient", id="p1"))
+    finally:
+        await second.close()
+    assert [v.version for v in versions] == [2, 1]
+
+
+async def test_a_closed_store_is_unavailable(path: Path) -> None:
+    store = SqliteStore(path)
+    await store.start()
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.read("Patient", "p1")
+    with pytest.raises(StoreUnavailable):
+        await store.commit([change("p1", 1, instant(1))])
+
+
+def test_constructor_rejects_bad_settings(path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteStore(path, synchronous="NORMAL; DROP TABLE resources")
+    with pytest.raises(ValueError, match="readers"):
+        SqliteStore(path, readers=0)

@@ -1,0 +1,1 @@
+"""Benchmarks run by `fhir-server bench`, never collected by the default pytest run."""

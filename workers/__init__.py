@@ -1,0 +1,1 @@
+"""The Celery workers: the app (``workers.app``) and its tasks (``workers.tasks``)."""
