@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
             await runtime.stop()
 
     app = FastAPI(title="Pictaderm FHIR server", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+                  docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.settings = settings
     app.state.capability_statement = capability_factory(now_instant()[:19] + "Z")
     for path, method, handler in http_routes():

@@ -235,6 +235,13 @@ async def bundle(request: Request) -> Response:
     return json_response(answer, pretty=how.pretty)
 
 
+async def method_not_allowed(request: Request) -> Response:
+    """Methods that a path exists for but does not accept (e.g. ``DELETE /metadata``)."""
+    raise FhirError(ErrorCode.METHOD_NOT_ALLOWED,
+                    f"{request.method} is not allowed on {request.url.path}",
+                    headers={"Allow": "GET"})
+
+
 async def capability(request: Request) -> Response:
     how = rendering(request)
     statement = request.app.state.capability_statement

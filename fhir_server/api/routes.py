@@ -31,6 +31,8 @@ BASE = "/fhir"
 # Order matters: literal segments before path parameters.
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/metadata", handlers.capability, "capabilities", "none"),
+    *(RouteSpec(method, "/metadata", handlers.method_not_allowed, "none", "none")
+      for method in ("POST", "PUT", "PATCH", "DELETE")),
     RouteSpec("POST", "", handlers.bundle, "transaction", "system"),
     RouteSpec("POST", "", handlers.bundle, "batch", "system"),
     RouteSpec("GET", "", handlers.search_system, "search-system", "system"),
@@ -61,6 +63,8 @@ def http_routes() -> list[tuple[str, str, Handler]]:
         if key not in seen:
             seen.add(key)
             routes.append((BASE + spec.path, spec.method, spec.handler))
+            if spec.path == "":
+                routes.append((BASE + "/", spec.method, spec.handler))
     return routes
 
 

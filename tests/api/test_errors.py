@@ -77,6 +77,8 @@ async def test_method_not_allowed_and_unknown_route(api: Api) -> None:
     not_allowed = await api.client.delete("/metadata")
     assert not_allowed.status_code == 405
     assert not_allowed.json()["resourceType"] == "OperationOutcome"
+    base_patch = await api.client.patch("", content=b"[]")
+    assert base_patch.status_code == 405
     unknown = await api.client.get("/Patient/1/too/deep/path")
     assert unknown.status_code == 404
     assert unknown.json()["resourceType"] == "OperationOutcome"

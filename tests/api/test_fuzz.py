@@ -19,7 +19,8 @@ from fhir_server.storage.sqlite import SqliteStore
 from tests.api.conftest import AUTH, TOKEN
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
                                                                max_size=4),
     max_leaves=20)
@@ -33,8 +34,12 @@ resources = st.builds(
     st.sampled_from(["Patient", "Observation", "Bundle", "Task", "Binary", "Nope", ""]),
     st.dictionaries(element_names, json_values, max_size=6))
 
+tricky = st.sampled_from([b'{"resourceType": "Patient", "active": 1' + b"0" * 40 + b"}",
+                          rb'{"resourceType": "Patient", "id": "\u0000"}', b"\xff\xfe", b"",
+                          b'{"resourceType": "Bundle", "type": "transaction", "entry": [{}]}',
+                          b'[{"op": "replace", "path": "/id", "value": "x"}]'])
 bodies = st.one_of(resources.map(orjson.dumps), st.binary(max_size=200),
-                   json_values.map(orjson.dumps))
+                   json_values.map(orjson.dumps), tricky)
 content_types = st.sampled_from(["application/fhir+json", "application/json", "text/plain",
                                  "application/json-patch+json", "application/xml", "",
                                  "application/x-www-form-urlencoded", "image/png"])
