@@ -17,7 +17,12 @@ from fhir_server.engine.engine import Engine
 from fhir_server.engine.hooks import Hooks
 from fhir_server.engine.indexing import Indexer
 from fhir_server.engine.paging import CursorSigner
-from fhir_server.outbox.consumers import consumer_modules_from_env, import_consumer_modules
+from fhir_server.engine.writing import CHANGE_TOPIC
+from fhir_server.outbox.consumers import (
+    consumer_modules_from_env,
+    consumers_for,
+    import_consumer_modules,
+)
 from fhir_server.outbox.delivery import CeleryDeliverer, Deliverer, InProcessDeliverer
 from fhir_server.outbox.dispatcher import OutboxDispatcher
 from fhir_server.settings import Mode, Settings
@@ -32,14 +37,18 @@ API_TOKEN_FILE = "api-token"
 
 def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
                  hooks: Hooks | None = None) -> Engine:
-    """An engine over a started store."""
+    """An engine over a started store (consumer modules already imported)."""
+    change_events = settings.change_events
+    if change_events is None:
+        change_events = bool(consumers_for(CHANGE_TOPIC))
     cipher = FieldCipher(keys)
     indexer = Indexer(blind_index=cipher.blind_index, is_sensitive=cipher.is_sensitive_identifier)
     ctx = EngineContext(
         store=store, check_structure=validate_structure, cipher=cipher, indexer=indexer,
         hooks=hooks or Hooks(), cursors=CursorSigner(keys.blind_key),
         limits=Limits(default_page_size=settings.default_page_size,
-                      max_page_size=settings.max_page_size, max_offset=settings.max_offset))
+                      max_page_size=settings.max_page_size, max_offset=settings.max_offset),
+        change_events=change_events)
     return Engine(ctx)
 
 
@@ -91,9 +100,9 @@ class Runtime:
         keys = keys or load_keys(settings)
         store = store or open_store(settings)
         await store.start()
+        import_consumer_modules(consumer_modules_from_env())
         engine = build_engine(store, keys, settings, hooks)
         dispatcher = None
-        import_consumer_modules(consumer_modules_from_env())
         if settings.outbox_dispatch:
             dispatcher = OutboxDispatcher(store, _deliverer(settings, store),
                                           poll_seconds=settings.outbox_poll_seconds)

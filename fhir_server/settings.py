@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=0.5, description="Outbox dispatcher poll period.")
     outbox_dispatch: bool = Field(default=True,
                                   description="Run the outbox dispatcher inside the API process.")
+    change_events: bool | None = Field(
+        default=None,
+        description="Record a resource-changed outbox event with every write: true, false, or "
+                    "unset = only when a consumer of that topic is registered.")
     default_page_size: int = 20
     max_page_size: int = 1000
     max_offset: int = 10_000

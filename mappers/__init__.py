@@ -1,1 +1,1 @@
-"""Pure transformations (bytes and dicts in, bytes and dicts out, no I/O): forms, reports, CDA, DICOM."""
+"""Pure transformations, bytes and dicts in and out, no I/O: forms, reports, CDA, DICOM."""

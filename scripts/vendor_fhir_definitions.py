@@ -34,7 +34,8 @@ def _slim_element(element: dict[str, Any]) -> dict[str, Any]:
     constraints = slim.get("constraint")
     if isinstance(constraints, list):
         slim["constraint"] = [
-            {k: v for k, v in c.items() if k in ("key", "severity", "human", "expression", "source")}
+            {k: v for k, v in c.items()
+             if k in ("key", "severity", "human", "expression", "source")}
             for c in constraints
         ]
     return slim

@@ -15,7 +15,8 @@ from fhir_server import __version__
 from fhir_server.api.auth_gate import BearerTokenGate
 from fhir_server.api.capability import capability_factory
 from fhir_server.api.responses import error_response
-from fhir_server.api.routes import http_routes
+from fhir_server.api.router import FhirRoutes
+from fhir_server.api.routes import ROUTES
 from fhir_server.crypto.keys import load_keys
 from fhir_server.engine.hooks import Hooks
 from fhir_server.engine.instants import now_instant
@@ -82,8 +83,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                   docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.settings = settings
     app.state.capability_statement = capability_factory(now_instant()[:19] + "Z")
-    for path, method, handler in http_routes():
-        app.add_api_route(path, handler, methods=[method], include_in_schema=False)
+    app.router.routes.append(FhirRoutes(ROUTES))
     app.add_exception_handler(FhirError, _fhir_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(StoreUnavailable, _unavailable)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from fhir_server.api.negotiation import (
     JSON_PATCH,
     JSON_TYPES,
+    header,
     if_match,
     media_type,
     preferences,
@@ -57,13 +58,13 @@ async def _limit(request: Request) -> bytes:
 
 async def _resource_body(request: Request, resource_type: str) -> ResourceDict:
     """The resource in the body; a Binary may also arrive as its raw content."""
-    kind = media_type(request.headers.get("content-type"))
+    kind = media_type(header(request, "content-type"))
     if resource_type == "Binary" and kind is not None and kind not in JSON_TYPES:
         raw = await _limit(request)
         binary: ResourceDict = {"resourceType": "Binary", "contentType": kind}
         if raw:
             binary["data"] = base64.b64encode(raw).decode("ascii")
-        security = request.headers.get("x-security-context")
+        security = header(request, "x-security-context")
         if security:
             binary["securityContext"] = {"reference": security}
         return binary
@@ -72,7 +73,7 @@ async def _resource_body(request: Request, resource_type: str) -> ResourceDict:
 
 
 async def _patch_body(request: Request) -> PatchDocument:
-    kind = media_type(request.headers.get("content-type"))
+    kind = media_type(header(request, "content-type"))
     raw = await _limit(request)
     if kind == JSON_PATCH:
         return PatchDocument("json-patch", parse_json(raw, what="JSON Patch document"))
@@ -105,7 +106,7 @@ async def create(request: Request) -> Response:
     resource_type = request.path_params["type"]
     resource = await _resource_body(request, resource_type)
     result = await _engine(request).create(
-        resource_type, resource, if_none_exist=request.headers.get("if-none-exist"))
+        resource_type, resource, if_none_exist=header(request, "if-none-exist"))
     return write_response(result, base_url=base_url(request), prefer=preferences(request),
                           how=how)
 
@@ -204,7 +205,7 @@ async def search_type(request: Request) -> Response:
 async def search_type_post(request: Request) -> Response:
     """``POST Type/_search`` with form-encoded parameters (and any in the URL)."""
     how = rendering(request)
-    kind = media_type(request.headers.get("content-type"))
+    kind = media_type(header(request, "content-type"))
     if kind != "application/x-www-form-urlencoded":
         raise FhirError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                         "POST _search takes application/x-www-form-urlencoded parameters")
@@ -231,15 +232,8 @@ async def bundle(request: Request) -> Response:
     answer = await _engine(request).process_bundle(
         document, base_url=base_url(request),
         with_resources=preferences(request).return_ == "representation"
-        and "return=" in request.headers.get("prefer", ""))
+        and "return=" in (header(request, "prefer") or ""))
     return json_response(answer, pretty=how.pretty)
-
-
-async def method_not_allowed(request: Request) -> Response:
-    """Methods that a path exists for but does not accept (e.g. ``DELETE /metadata``)."""
-    raise FhirError(ErrorCode.METHOD_NOT_ALLOWED,
-                    f"{request.method} is not allowed on {request.url.path}",
-                    headers={"Allow": "GET"})
 
 
 async def capability(request: Request) -> Response:

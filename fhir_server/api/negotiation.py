@@ -17,11 +17,29 @@ _FORMAT_ALIASES = {"json": FHIR_JSON, "application/json": FHIR_JSON, FHIR_JSON: 
 _XML = ("xml", "application/xml", "application/fhir+xml", "text/xml", "application/xml+fhir")
 
 
-def media_type(header: str | None) -> str | None:
+def header(request: Request, name: str, default: str | None = None) -> str | None:
+    """One request header (lower-case ``name``), from a dict built once per request.
+
+    Starlette's ``Headers.get`` scans the raw header list on every call; a FHIR request looks
+    at up to ten headers, so the dict is built once and kept in the ASGI scope.
+    """
+    scope = request.scope
+    table: dict[str, str] | None = scope.get("fhir.headers")
+    if table is None:
+        table = {}
+        for key, value in scope["headers"]:
+            name_text = key.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            table[name_text] = f"{table[name_text]}, {text}" if name_text in table else text
+        scope["fhir.headers"] = table
+    return table.get(name, default)
+
+
+def media_type(value: str | None) -> str | None:
     """The bare media type of a Content-Type header, lower-cased, without parameters."""
-    if not header:
+    if not value:
         return None
-    return header.split(";", 1)[0].strip().lower() or None
+    return value.split(";", 1)[0].strip().lower() or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +63,7 @@ def rendering(request: Request) -> Rendering:
             raise FhirError(ErrorCode.NOT_ACCEPTABLE, f"_format '{fmt[:40]}' is not supported: "
                             "use json or application/fhir+json")
         wants_fhir = True
-    accept = request.headers.get("accept", "")
+    accept = header(request, "accept", "") or ""
     if accept:
         kinds = [a.split(";")[0].strip().lower() for a in accept.split(",")]
         if any(k in JSON_TYPES for k in kinds):
@@ -58,7 +76,7 @@ def rendering(request: Request) -> Rendering:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with a 413 past ``limit`` bytes (before reading when declared)."""
-    declared = request.headers.get("content-length")
+    declared = header(request, "content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
@@ -78,7 +96,7 @@ def _too_large(limit: int) -> FhirError:
 
 def require_json_body(request: Request) -> None:
     """Refuse a body whose declared media type is not FHIR JSON (415). No Content-Type: JSON."""
-    kind = media_type(request.headers.get("content-type"))
+    kind = media_type(header(request, "content-type"))
     if kind is not None and kind not in JSON_TYPES:
         raise FhirError(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                         f"Content-Type '{kind[:60]}' is not supported here: send "
@@ -86,7 +104,7 @@ def require_json_body(request: Request) -> None:
 
 
 def if_match(request: Request) -> int | None:
-    return parse_etag_version(request.headers.get("if-match"))
+    return parse_etag_version(header(request, "if-match"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +116,7 @@ class Preferences:
 
 
 def preferences(request: Request) -> Preferences:
-    values = [p.strip().lower() for p in request.headers.get("prefer", "").split(";")]
+    values = [p.strip().lower() for p in (header(request, "prefer") or "").split(";")]
     values = [v for part in values for v in part.split(",")]
     return_ = "representation"
     strict = False

@@ -9,7 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fhir_server.api.negotiation import FHIR_JSON, Preferences, Rendering
+from fhir_server.api.negotiation import FHIR_JSON, Preferences, Rendering, header
 from fhir_server.engine.instants import http_date, parse_http_date
 from fhir_server.engine.results import ResourceResult
 from fhir_server.engine.summary import apply_elements, apply_summary
@@ -43,11 +43,11 @@ def version_headers(result: ResourceResult, base_url: str | None = None) -> dict
 
 def not_modified(request: Request, result: ResourceResult) -> bool:
     """True when If-None-Match or If-Modified-Since says the client's copy is current."""
-    if_none_match = request.headers.get("if-none-match")
+    if_none_match = header(request, "if-none-match")
     if if_none_match is not None:
         tags = {t.strip() for t in if_none_match.split(",")}
         return "*" in tags or result.etag in tags or f'"{result.version}"' in tags
-    since = request.headers.get("if-modified-since")
+    since = header(request, "if-modified-since")
     if since is not None:
         instant = parse_http_date(since)
         return instant is not None and result.last_updated[:19] <= instant[:19]

@@ -28,11 +28,9 @@ class RouteSpec:
 
 BASE = "/fhir"
 
-# Order matters: literal segments before path parameters.
+# Order matters within one URL shape: literal segments before path parameters.
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/metadata", handlers.capability, "capabilities", "none"),
-    *(RouteSpec(method, "/metadata", handlers.method_not_allowed, "none", "none")
-      for method in ("POST", "PUT", "PATCH", "DELETE")),
     RouteSpec("POST", "", handlers.bundle, "transaction", "system"),
     RouteSpec("POST", "", handlers.bundle, "batch", "system"),
     RouteSpec("GET", "", handlers.search_system, "search-system", "system"),
@@ -52,20 +50,6 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("PATCH", "/{type}/{id}", handlers.patch, "patch", "instance"),
     RouteSpec("DELETE", "/{type}/{id}", handlers.delete, "delete", "instance"),
 )
-
-
-def http_routes() -> list[tuple[str, str, Handler]]:
-    """(path, method, handler) to register, each route once."""
-    seen: set[tuple[str, str]] = set()
-    routes: list[tuple[str, str, Handler]] = []
-    for spec in ROUTES:
-        key = (spec.method, spec.path)
-        if key not in seen:
-            seen.add(key)
-            routes.append((BASE + spec.path, spec.method, spec.handler))
-            if spec.path == "":
-                routes.append((BASE + "/", spec.method, spec.handler))
-    return routes
 
 
 def type_interactions() -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -46,6 +47,7 @@ INS_IDENTIFIER_SYSTEMS = frozenset({
 })
 
 _SEALED_MARKER = b'"' + SEALED_PREFIX.encode("ascii")
+_SEALED_STRING = re.compile(rb'"(enc:v1:[A-Za-z0-9_\-]+=*)"')
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _SEALABLE_KEYS = frozenset({"value", "data"})
@@ -141,6 +143,24 @@ class FieldCipher:
         resource = orjson.loads(body)
         opened = self._open_resource(resource)
         return body if opened is resource else orjson.dumps(opened)
+
+    def open_stored(self, body: JsonBytes, owner: str) -> JsonBytes:
+        """Stored JSON of resource ``owner`` ("Type/id") with sealed values opened, without parsing.
+
+        The read path's fast form of ``open_json``: each sealed JSON string is replaced in the
+        bytes by the JSON string of its plaintext. ``body`` itself when it holds none.
+        """
+        if _SEALED_MARKER not in body:
+            return body
+        aad = owner.encode("utf-8")
+
+        def opened(match: re.Match[bytes]) -> bytes:
+            plaintext = self._decrypt(match.group(1).decode("ascii"), aad)
+            if plaintext is None:
+                raise SealedValueError(owner)
+            return orjson.dumps(plaintext)
+
+        return _SEALED_STRING.sub(opened, body)
 
     def blind_index(self, system: str, value: str) -> str:
         """The keyed HMAC stored and searched in place of a sensitive identifier's value."""

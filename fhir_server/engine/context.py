@@ -36,3 +36,5 @@ class EngineContext:
     hooks: Hooks
     cursors: CursorSigner
     limits: Limits
+    change_events: bool = False
+    """Whether every write records a ``resource-changed`` outbox event."""

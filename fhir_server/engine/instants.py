@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from calendar import monthrange
 from datetime import UTC, datetime, timedelta, timezone
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _DATE_RE = re.compile(
@@ -80,9 +80,15 @@ def fhir_range(value: str) -> tuple[str, str]:
     return to_instant(low), to_instant(high - timedelta(microseconds=1))
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(instant: str) -> str:
-    """An instant as an HTTP date (RFC 9110 IMF-fixdate), for Last-Modified."""
-    return format_datetime(from_instant(instant), usegmt=True)
+    """An instant as an HTTP date (RFC 9110 IMF-fixdate), for Last-Modified. On every answer."""
+    moment = datetime.fromisoformat(instant)
+    return (f"{_DAYS[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} "
+            f"{moment.year:04d} {instant[11:19]} GMT")
 
 
 def parse_http_date(value: str) -> str | None:

@@ -69,15 +69,14 @@ def without_server_meta(resource: ResourceDict) -> ResourceDict:
 
 def load(ctx: EngineContext, stored: StoredVersion) -> ResourceDict:
     """The plaintext resource of a stored (non-deleted) version."""
-    assert stored.body is not None
-    data: ResourceDict = orjson.loads(ctx.cipher.open_json(stored.body))
+    data: ResourceDict = orjson.loads(plaintext_body(ctx, stored))
     return data
 
 
 def plaintext_body(ctx: EngineContext, stored: StoredVersion) -> bytes:
     """The plaintext JSON bytes of a stored (non-deleted) version, without re-serializing."""
     assert stored.body is not None
-    return ctx.cipher.open_json(stored.body)
+    return ctx.cipher.open_stored(stored.body, f"{stored.resource_type}/{stored.id}")
 
 
 def plan_put(ctx: EngineContext, *, resource: ResourceDict, resource_type: str, id: str,
@@ -129,6 +128,6 @@ async def commit_writes(ctx: EngineContext, writes: Sequence[PlannedWrite]) -> N
     """Run the before-commit hooks, then store the writes and their events atomically."""
     if not writes:
         return
-    events = [change_event(w) for w in writes]
+    events = [change_event(w) for w in writes] if ctx.change_events else []
     events.extend(await ctx.hooks.run_before_commit(writes))
     await ctx.store.commit([w.change for w in writes], events)

@@ -19,7 +19,7 @@ class IdClause:
 
 @dataclass(frozen=True, slots=True)
 class TokenValue:
-    """One token to match. ``system`` None: any system; ``""``: no system. ``code`` None: any code."""
+    """One token to match. ``system`` None: any; ``""``: no system. ``code`` None: any code."""
 
     system: str | None
     code: str | None

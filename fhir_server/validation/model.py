@@ -1,8 +1,9 @@
 """StructureDefinition snapshots compiled into lookup tables: JSON property name -> element facts.
 
-Each type's snapshot is compiled once, at first use, into an ``ElementModel`` per level (the type
-itself, and each BackboneElement inline in it). A ``contentReference`` (e.g. Questionnaire.item.item)
-points at the model of the element it names, so recursive structures share one model.
+Each type's snapshot is compiled once, at first use, into an ``ElementModel`` per level (the
+type itself, and each BackboneElement inline in it). A ``contentReference`` (e.g.
+Questionnaire.item.item) points at the model of the element it names, so recursive structures
+share one model.
 """
 
 from __future__ import annotations

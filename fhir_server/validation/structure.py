@@ -8,6 +8,7 @@ resources recursively. Terminology bindings, invariants and profiles are later l
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -51,10 +52,11 @@ class StructureValidator:
     def validate(self, resource: dict[str, Any]) -> tuple[Issue, ...]:
         """Every structural problem in ``resource`` (up to MAX_ISSUES); empty when valid."""
         findings = _Findings()
-        try:
-            self._resource(resource, "", findings, expected=None)
-        except _Enough:
-            pass
+        with contextlib.suppress(_Enough):
+            try:
+                self._resource(resource, "", findings, expected=None)
+            except RecursionError:
+                findings.add(_root_of(resource), "the resource is nested too deeply to validate")
         return tuple(findings.issues)
 
     def _resource(self, value: Any, location: str, findings: _Findings,
@@ -72,7 +74,7 @@ class StructureValidator:
             findings.add(where, f"{shown(resource_type)} is not a known FHIR R4 resource type")
             return
         if expected is not None and expected not in ANY_RESOURCE and resource_type != expected:
-            findings.add(where, f"expected a {expected} resource, found {resource_type}")
+            findings.add(where, f"expected a resource of type {expected}, found {resource_type}")
             return
         self._object(value, self._types.get(resource_type), location or resource_type, findings,
                      is_resource=True)
@@ -240,12 +242,18 @@ class StructureValidator:
     @staticmethod
     def _is_object(value: Any, type_name: str, path: str, findings: _Findings) -> bool:
         if not isinstance(value, dict):
-            findings.add(path, f"{shown(value)} is not a valid {type_name} (expected a JSON object)")
+            findings.add(path, f"{shown(value)} is not a valid {type_name} "
+                         "(expected a JSON object)")
             return False
         if not value:
             findings.add(path, "an empty object is not allowed (omit the element instead)")
             return False
         return True
+
+
+def _root_of(resource: Any) -> str:
+    resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
+    return resource_type if isinstance(resource_type, str) else "Resource"
 
 
 @cache

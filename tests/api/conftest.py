@@ -31,11 +31,12 @@ class Api:
 async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
     store = make_store(request.param, tmp_path)
     settings = Settings(data_dir=tmp_path / "data", api_token=TOKEN, outbox_poll_seconds=0.05,
+                        change_events=True,
                         max_body_bytes=256 * 1024)
     app = create_app(settings, store=store)
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test/fhir",
-                                     headers=AUTH) as client, \
-                httpx.AsyncClient(transport=transport, base_url="http://test/fhir") as anonymous:
-            yield Api(client=client, store=store, anonymous=anonymous)
+    async with app.router.lifespan_context(app), \
+            httpx.AsyncClient(transport=transport, base_url="http://test/fhir",
+                              headers=AUTH) as client, \
+            httpx.AsyncClient(transport=transport, base_url="http://test/fhir") as anonymous:
+        yield Api(client=client, store=store, anonymous=anonymous)

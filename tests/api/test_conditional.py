@@ -21,7 +21,8 @@ async def test_conditional_create_creates_once(api: Api) -> None:
     second = await api.client.post("/Patient", json=body, headers=headers)
     assert second.status_code == 200
     assert second.json()["id"] == first.json()["id"]
-    found = (await api.client.get("/Patient", params={"identifier": f"{NIR_SYSTEM}|{number}"})).json()
+    found = (await api.client.get("/Patient",
+                                  params={"identifier": f"{NIR_SYSTEM}|{number}"})).json()
     assert found["total"] == 1
 
 

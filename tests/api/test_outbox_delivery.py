@@ -1,4 +1,4 @@
-"""Every accepted write leaves a resource-changed event in the same commit; the dispatcher delivers it."""
+"""Each accepted write leaves a resource-changed event in its commit; the dispatcher delivers it."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ async def quiet_api(request: pytest.FixtureRequest,
                     tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
     """The app with its own dispatcher switched off, so the test drives delivery."""
     store = make_store(request.param, tmp_path)
-    settings = Settings(data_dir=tmp_path / "data", api_token=TOKEN, outbox_dispatch=False)
+    settings = Settings(data_dir=tmp_path / "data", api_token=TOKEN, outbox_dispatch=False,
+                        change_events=True)
     app = create_app(settings, store=store)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://test/fhir",

@@ -1,4 +1,4 @@
-"""The REST core's search subset: _id, identifier (clear and blind-indexed), _lastUpdated, paging."""
+"""The REST core's search subset: _id, identifier (clear and blind), _lastUpdated, paging."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ async def test_search_by_nir_uses_blind_index(api: Api) -> None:
     created = (await api.client.post("/Patient", json=patient(
         identifier=[{"system": NIR_SYSTEM, "value": number}]))).json()
     await api.client.post("/Patient", json=patient())
-    bundle = (await api.client.get("/Patient", params={"identifier": f"{NIR_SYSTEM}|{number}"})).json()
+    bundle = (await api.client.get("/Patient",
+                                   params={"identifier": f"{NIR_SYSTEM}|{number}"})).json()
     assert bundle["type"] == "searchset" and bundle["total"] == 1
     assert bundle["entry"][0]["resource"]["id"] == created["id"]
     assert bundle["entry"][0]["search"]["mode"] == "match"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fhir_server.storage.index import TokenEntry
-from fhir_server.storage.protocol import Change, StoredVersion, StoreUnavailable
+from fhir_server.storage.protocol import Change, StoredVersion, StoreUnavailable, VersionConflict
 from fhir_server.storage.query import (
     HistoryQuery,
     IdClause,
@@ -279,3 +279,23 @@ def test_constructor_rejects_bad_settings(path: Path) -> None:
         SqliteStore(path, synchronous="NORMAL; DROP TABLE resources")
     with pytest.raises(ValueError, match="readers"):
         SqliteStore(path, readers=0)
+
+
+async def test_grouped_commits_fail_one_by_one(sqlite_store: SqliteStore) -> None:
+    """Concurrent commits share a transaction; a failing one rolls back alone."""
+    await sqlite_store.commit([change("taken", 1, instant(1))])
+
+    async def create(id: str) -> str:
+        try:
+            await sqlite_store.commit([change(id, 1, instant(2))])
+        except VersionConflict:
+            return "conflict"
+        return "ok"
+
+    ids = [f"g{n}" for n in range(30)]
+    results = await asyncio.gather(*(create(i) for i in [*ids[:15], "taken", *ids[15:]]))
+    assert results.count("conflict") == 1 and results[15] == "conflict"
+    for id in ids:
+        assert await sqlite_store.read("Patient", id) is not None
+    taken = await sqlite_store.read("Patient", "taken")
+    assert taken is not None and taken.last_updated == instant(1)

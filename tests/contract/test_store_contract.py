@@ -220,7 +220,8 @@ async def test_search_tokens(store: Store) -> None:
         change("Patient", "c", 1, instant(3), index=(TokenEntry("identifier", NIR, "222"),)),
     ])
 
-    async def ids(*values: TokenValue, negate: bool = False, param: str = "identifier") -> list[str]:
+    async def ids(*values: TokenValue, negate: bool = False,
+                  param: str = "identifier") -> list[str]:
         page = await store.search(SearchQuery("Patient", (TokenClause(param, values, negate),)))
         return sorted(m.id for m in page.matches)
 

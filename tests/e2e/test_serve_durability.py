@@ -1,4 +1,4 @@
-"""A real ``fhir-server serve``: answered writes survive kill -9; outbox events survive a restart."""
+"""A real ``fhir-server serve``: answered writes survive kill -9, outbox events a restart."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def test_answered_writes_survive_kill_9(tmp_path: Path) -> None:
 def test_outbox_events_are_delivered_after_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     quiet = ServerProcess(data_dir=data_dir, token="e2e-token",
-                          env={"FHIR_SERVER_OUTBOX_DISPATCH": "false"})
+                          env={"FHIR_SERVER_OUTBOX_DISPATCH": "false",
+                               "FHIR_SERVER_CHANGE_EVENTS": "true"})
     quiet.start()
     try:
         with quiet.client() as client:
@@ -65,7 +66,8 @@ def test_outbox_events_are_delivered_after_a_restart(tmp_path: Path) -> None:
     finally:
         quiet.kill()
     assert _pending_events(data_dir) == 5
-    server = ServerProcess(data_dir=data_dir, token="e2e-token", port=quiet.port)
+    server = ServerProcess(data_dir=data_dir, token="e2e-token", port=quiet.port,
+                           env={"FHIR_SERVER_CHANGE_EVENTS": "true"})
     server.start()
     try:
         deadline = time.monotonic() + 20

@@ -19,8 +19,7 @@ from fhir_server.types import ResourceDict
 
 def plan_create(ctx: EngineContext, resource_type: str, resource: ResourceDict,
                 id: str | None = None) -> PlannedWrite:
-    """Plan a create under a new server-assigned id (a body id is ignored, as the spec says)."""
-    check_resource(ctx, resource, resource_type)
+    """Plan a create of a checked resource under a new server-assigned id (a body id is ignored)."""
     return plan_put(ctx, resource=resource, resource_type=resource_type,
                     id=id or new_id(), current=None, method="POST")
 

@@ -1,15 +1,14 @@
 """Write operations on the writer connection: the atomic commit and the outbox bookkeeping.
 
-``commit`` is one ``BEGIN IMMEDIATE`` transaction: consumptions first, then each change's
-compare-and-set, current row, history row and index entries, then the outbox events. Any error
-rolls the whole transaction back, so a failed commit writes nothing.
+Each function runs inside a transaction (a savepoint of a group, see ``writer.py``) and raises
+on any problem, which rolls its savepoint back: a failed commit writes nothing. ``commit``
+writes consumptions first, then each change's compare-and-set, current row, history row and
+index entries, then the outbox events.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,42 +46,22 @@ _DELIVERED = "UPDATE outbox SET delivered_at = ? WHERE id = ? AND delivered_at I
 _FAILED = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"
 
 
-@contextmanager
-def write_transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any error."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-
-
 def commit(connection: sqlite3.Connection, batch: Batch) -> None:
-    if not (batch.changes or batch.events or batch.consumed):
-        return
-    with write_transaction(connection):
-        _record_consumptions(connection, batch.consumed)
-        for change in batch.changes:
-            _apply_change(connection, change)
-        if batch.events:
-            connection.executemany(_INSERT_EVENT, [(e.id, e.topic, e.payload, e.created)
-                                                   for e in batch.events])
+    _record_consumptions(connection, batch.consumed)
+    for change in batch.changes:
+        _apply_change(connection, change)
+    if batch.events:
+        connection.executemany(_INSERT_EVENT, [(e.id, e.topic, e.payload, e.created)
+                                               for e in batch.events])
 
 
 def mark_delivered(connection: sqlite3.Connection, event_ids: tuple[str, ...]) -> None:
-    if not event_ids:
-        return
     delivered_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    with write_transaction(connection):
-        connection.executemany(_DELIVERED, [(delivered_at, event_id) for event_id in event_ids])
+    connection.executemany(_DELIVERED, [(delivered_at, event_id) for event_id in event_ids])
 
 
 def count_failure(connection: sqlite3.Connection, event_id: str) -> None:
-    with write_transaction(connection):
-        connection.execute(_FAILED, (event_id,))
+    connection.execute(_FAILED, (event_id,))
 
 
 def _record_consumptions(connection: sqlite3.Connection,
@@ -94,24 +73,40 @@ def _record_consumptions(connection: sqlite3.Connection,
                                   f"{consumption.event_id}")
 
 
+def _insert_new(connection: sqlite3.Connection, change: Change,
+                version_row: tuple[object, ...]) -> int:
+    """The row of a resource that must not exist yet; its unique key is the compare-and-set."""
+    try:
+        rid = connection.execute(_INSERT_CURRENT, version_row).lastrowid
+    except sqlite3.IntegrityError:
+        found = connection.execute(_CURRENT, (change.resource_type, change.id)).fetchone()
+        if found is None:
+            raise
+        raise VersionConflict(change.resource_type, change.id, 0, int(found[1])) from None
+    assert rid is not None, "an INSERT into a rowid table always sets lastrowid"
+    return rid
+
+
 def _apply_change(connection: sqlite3.Connection, change: Change) -> None:
     """Compare-and-set the current row, append the history row, replace the index entries."""
-    current = connection.execute(_CURRENT, (change.resource_type, change.id)).fetchone()
-    actual = 0 if current is None else int(current[1])
-    if actual != change.expected_version:
-        raise VersionConflict(change.resource_type, change.id, change.expected_version, actual)
     version_row = (change.resource_type, change.id, change.version, change.last_updated,
                    change.method, change.body)
-    if current is None:
-        rid = connection.execute(_INSERT_CURRENT, version_row).lastrowid
-        assert rid is not None, "an INSERT into a rowid table always sets lastrowid"
-    else:
-        rid = int(current[0])
-        connection.execute(_UPDATE_CURRENT, (change.version, change.last_updated, change.method,
-                                             change.body, rid))
-        connection.execute(_CLOSE_PREVIOUS, (change.last_updated, change.resource_type,
-                                             change.id, actual))
-        delete_entries(connection, rid)
+    if change.expected_version == 0:
+        rid = _insert_new(connection, change, version_row)
+        connection.execute(_INSERT_HISTORY, version_row)
+        if change.body is not None:
+            insert_entries(connection, rid, change.index)
+        return
+    current = connection.execute(_CURRENT, (change.resource_type, change.id)).fetchone()
+    actual = 0 if current is None else int(current[1])
+    if current is None or actual != change.expected_version:
+        raise VersionConflict(change.resource_type, change.id, change.expected_version, actual)
+    rid = int(current[0])
+    connection.execute(_UPDATE_CURRENT, (change.version, change.last_updated, change.method,
+                                         change.body, rid))
+    connection.execute(_CLOSE_PREVIOUS, (change.last_updated, change.resource_type,
+                                         change.id, actual))
+    delete_entries(connection, rid)
     connection.execute(_INSERT_HISTORY, version_row)
     if change.body is not None:
         insert_entries(connection, rid, change.index)

@@ -355,3 +355,20 @@ def test_blind_index_normalises_like_token_search() -> None:
     cipher = _cipher()
     assert cipher.blind_index(INS_NIR, f"  {NIR}\n") == cipher.blind_index(INS_NIR, NIR)
     assert cipher.blind_index(LOCAL_IPP, "ipp-1") != cipher.blind_index(LOCAL_IPP, "IPP-1")
+
+
+def test_open_stored_opens_in_place_and_refuses_tampering() -> None:
+    from fhir_server.crypto.keys import KeyMaterial as _Keys
+
+    cipher = FieldCipher(_Keys.from_data_key(b"k" * 32))
+    resource = {"resourceType": "Patient", "id": "p1",
+                "identifier": [{"system": "urn:oid:1.2.250.1.213.1.4.8",
+                                "value": "1800175000001 \"quoted\" é"}],
+                "telecom": [{"system": "phone", "value": "+33600000000"}]}
+    body = orjson.dumps(cipher.seal(resource))
+    assert b"+33600000000" not in body
+    assert orjson.loads(cipher.open_stored(body, "Patient/p1")) == resource
+    plain = orjson.dumps({"resourceType": "Patient", "id": "p2"})
+    assert cipher.open_stored(plain, "Patient/p2") is plain
+    with pytest.raises(SealedValueError):
+        cipher.open_stored(body, "Patient/other")

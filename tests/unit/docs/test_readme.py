@@ -1,4 +1,4 @@
-"""The README's promises that a test can hold: two Quick-start lines, CI runs the same one, config."""
+"""The README's checkable promises: two Quick-start lines, CI runs the same one, config."""
 
 from __future__ import annotations
 

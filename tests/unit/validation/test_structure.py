@@ -119,6 +119,7 @@ def test_companion_content_is_validated_as_element(validator: StructureValidator
 
 
 def test_companion_null_and_empty(validator: StructureValidator) -> None:
+    bad: Any
     for bad in (None, {}):
         resource = examples.patient()
         resource["_birthDate"] = bad
@@ -360,7 +361,7 @@ def test_complex_element_must_be_an_object(validator: StructureValidator) -> Non
 
 
 def test_quantity_profiles_are_validated_as_quantity(validator: StructureValidator) -> None:
-    resource = {"resourceType": "Condition", "subject": {"reference": "Patient/1"},
+    resource: dict[str, Any] = {"resourceType": "Condition", "subject": {"reference": "Patient/1"},
                 "onsetAge": {"value": 12, "unit": "a", "system": "http://unitsofmeasure.org",
                              "code": "a"}}
     assert validator.validate(resource) == ()
@@ -429,8 +430,9 @@ def test_bundle_entry_resource_needs_a_known_type(validator: StructureValidator)
 
 
 def test_resource_typed_element_with_a_specific_type(validator: StructureValidator) -> None:
-    resource = {"resourceType": "Bundle", "type": "transaction-response", "entry": [{
-        "response": {"status": "200", "outcome": {"resourceType": "Patient"}}}]}
+    resource: dict[str, Any] = {
+        "resourceType": "Bundle", "type": "transaction-response",
+        "entry": [{"response": {"status": "200", "outcome": {"resourceType": "Patient"}}}]}
     issue = only_issue(validator, resource)
     assert issue.expression == ("Bundle.entry[0].response.outcome.resourceType",)
     resource["entry"][0]["response"]["outcome"] = {
@@ -492,6 +494,16 @@ def test_issues_are_bounded(validator: StructureValidator) -> None:
     resource.update({f"unknown{index}": index for index in range(150)})
     issues = validator.validate(resource)
     assert len(issues) == MAX_ISSUES
+
+
+def test_absurd_nesting_is_an_issue_not_a_crash(validator: StructureValidator) -> None:
+    extension: dict[str, Any] = {"url": "http://e.org", "valueString": "leaf"}
+    for _ in range(5000):
+        extension = {"url": "http://e.org", "extension": [extension]}
+    issue = only_issue(validator, {"resourceType": "Basic", "code": {"text": "x"},
+                                   "extension": [extension]})
+    assert issue.expression == ("Basic",)
+    assert "nested too deeply" in issue.diagnostics
 
 
 def test_a_large_bundle_validates_quickly(validator: StructureValidator) -> None:

@@ -1,0 +1,88 @@
+"""A lean router for the FHIR routes: path segments matched against the route table, no regexes.
+
+FastAPI's per-route machinery (regex matching over every route, dependency solving) costs more
+than a FHIR read itself; FHIR URLs have a handful of shapes, so one Starlette route dispatches
+them by segment count and literal segments, answering 405 when a shape exists for other methods.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
+
+from fhir_server.api.routes import BASE, Handler, RouteSpec
+from fhir_server.errors import ErrorCode, FhirError
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    method: str
+    segments: tuple[str | None, ...]
+    names: tuple[str | None, ...]
+    handler: Handler
+
+    @property
+    def literals(self) -> int:
+        return sum(1 for s in self.segments if s is not None)
+
+
+def _compile(spec: RouteSpec) -> _Compiled:
+    parts = [p for p in spec.path.split("/") if p]
+    segments = tuple(None if p.startswith("{") else p for p in parts)
+    names = tuple(p[1:-1] if p.startswith("{") else None for p in parts)
+    return _Compiled(spec.method, segments, names, spec.handler)
+
+
+def _literal_matches(route: _Compiled, parts: Sequence[str]) -> bool:
+    return all(lit is None or lit == part for lit, part in zip(route.segments, parts, strict=True))
+
+
+class FhirRoutes(BaseRoute):
+    """Every FHIR route under ``BASE`` as one Starlette route."""
+
+    def __init__(self, specs: Sequence[RouteSpec]) -> None:
+        self._by_length: dict[int, list[_Compiled]] = defaultdict(list)
+        seen: set[tuple[str, str]] = set()
+        for spec in specs:
+            if (spec.method, spec.path) not in seen:
+                seen.add((spec.method, spec.path))
+                compiled = _compile(spec)
+                self._by_length[len(compiled.segments)].append(compiled)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        path: str = scope["path"]
+        if path != BASE and not path.startswith(BASE + "/"):
+            return Match.NONE, {}
+        return Match.FULL, {}
+
+    def _resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        """The handler of the most specific shape (most literal segments) matching the path."""
+        parts = [p for p in path[len(BASE):].split("/") if p]
+        candidates = [r for r in self._by_length.get(len(parts), ()) if _literal_matches(r, parts)]
+        if candidates:
+            best = max(r.literals for r in candidates)
+            candidates = [r for r in candidates if r.literals == best]
+        allowed: list[str] = []
+        for route in candidates:
+            if route.method == method or (method == "HEAD" and route.method == "GET"):
+                params = {n: p for n, p in zip(route.names, parts, strict=True) if n is not None}
+                return route.handler, params
+            allowed.append(route.method)
+        if allowed:
+            raise FhirError(ErrorCode.METHOD_NOT_ALLOWED,
+                            f"{method} is not allowed on {path[:200]}",
+                            headers={"Allow": ", ".join(sorted(set(allowed)))})
+        raise FhirError(ErrorCode.NOT_FOUND, f"No FHIR interaction at {path[:200]}")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler, params = self._resolve(scope["method"], scope["path"])
+        scope["path_params"] = params
+        response = await handler(Request(scope, receive))
+        await response(scope, receive, send)

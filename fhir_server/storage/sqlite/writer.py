@@ -1,0 +1,163 @@
+"""The writer thread: owns the one write connection and commits queued writes in groups.
+
+Writers that arrive while a transaction is being written wait in a queue; the thread then takes
+all of them (up to ``MAX_GROUP``) into ONE ``BEGIN IMMEDIATE`` … ``COMMIT``, each inside its own
+savepoint. A write that fails (a version conflict, a consumption seen before, a rejected
+statement) rolls back its savepoint only and gets its own error; the others commit together.
+Each caller is answered only after the ``COMMIT`` returned, so an answered write is durable.
+Grouping spreads the cost of a commit (WAL frames for the shared b-tree pages) over every
+write of the group, which is what lets concurrent creates scale on one SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_server.storage.protocol import StoreError, StoreUnavailable
+from fhir_server.storage.sqlite.errors import store_error
+
+MAX_GROUP = 64
+
+Work = Callable[[sqlite3.Connection], Any]
+
+
+@dataclass(eq=False)
+class _Job:
+    work: Work
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+    done: bool = field(default=False)
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    """A thread running queued write functions in grouped transactions."""
+
+    def __init__(self, open_connection: Callable[[], sqlite3.Connection]) -> None:
+        self._open_connection = open_connection
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._connection: sqlite3.Connection | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+
+    def start(self) -> None:
+        """Start the thread and open the connection; raises what opening raised."""
+        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._start_error
+
+    def stop(self) -> None:
+        """Finish the queued writes, close the connection and end the thread."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._thread = None
+
+    async def run(self, work: Work) -> Any:
+        """Run ``work(connection)`` inside a grouped transaction; its result once committed."""
+        if self._thread is None:
+            raise StoreUnavailable("the SQLite store is not started or is closed")
+        loop = asyncio.get_running_loop()
+        job = _Job(work=work, loop=loop, future=loop.create_future())
+        self._queue.put(job)
+        return await job.future
+
+    def _run(self) -> None:
+        try:
+            self._connection = self._open_connection()
+        except BaseException as error:
+            self._start_error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                group = [first]
+                stop_after = False
+                while len(group) < MAX_GROUP:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop_after = True
+                        break
+                    group.append(item)
+                self._commit_group(self._connection, group)
+                if stop_after:
+                    return
+        finally:
+            self._connection.close()
+            self._connection = None
+
+    def _commit_group(self, connection: sqlite3.Connection, group: list[_Job]) -> None:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            self._answer_all(group, store_error(error))
+            return
+        for job in group:
+            self._run_in_savepoint(connection, job)
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            failure = store_error(error)
+            for job in group:
+                if job.error is None:
+                    job.error = failure
+        for job in group:
+            self._answer(job)
+
+    @staticmethod
+    def _run_in_savepoint(connection: sqlite3.Connection, job: _Job) -> None:
+        connection.execute("SAVEPOINT write")
+        try:
+            job.result = job.work(connection)
+        except sqlite3.Error as error:
+            job.error = store_error(error)
+        except (StoreError, ValueError, TypeError) as error:
+            job.error = error
+        if job.error is not None:
+            connection.execute("ROLLBACK TO write")
+        connection.execute("RELEASE write")
+
+    def _answer_all(self, group: list[_Job], error: BaseException) -> None:
+        for job in group:
+            job.error = error
+            self._answer(job)
+
+    @staticmethod
+    def _answer(job: _Job) -> None:
+        def settle() -> None:
+            if job.future.done():
+                return
+            if job.error is not None:
+                job.future.set_exception(job.error)
+            else:
+                job.future.set_result(job.result)
+
+        # RuntimeError: the caller's loop is closed, so nobody is waiting any more
+        with contextlib.suppress(RuntimeError):
+            job.loop.call_soon_threadsafe(settle)
