@@ -3,6 +3,7 @@
 FastAPI's per-route machinery (regex matching over every route, dependency solving) costs more
 than a FHIR read itself; FHIR URLs have a handful of shapes, so one Starlette route dispatches
 them by segment count and literal segments, answering 405 when a shape exists for other methods.
+A URL's shape (its literal segments, with ids and types as blanks) is resolved once and cached.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from starlette.types import Receive, Scope, Send
 
 from fhir_server.api.routes import BASE, Handler, RouteSpec
 from fhir_server.errors import ErrorCode, FhirError
+
+_SHAPE_CACHE_LIMIT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +50,15 @@ class FhirRoutes(BaseRoute):
 
     def __init__(self, specs: Sequence[RouteSpec]) -> None:
         self._by_length: dict[int, list[_Compiled]] = defaultdict(list)
+        self._by_shape: dict[tuple[str, tuple[str | None, ...]], _Compiled] = {}
         seen: set[tuple[str, str]] = set()
         for spec in specs:
             if (spec.method, spec.path) not in seen:
                 seen.add((spec.method, spec.path))
                 compiled = _compile(spec)
                 self._by_length[len(compiled.segments)].append(compiled)
+        self._literals = frozenset(s for routes in self._by_length.values() for r in routes
+                                   for s in r.segments if s is not None)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -63,8 +69,19 @@ class FhirRoutes(BaseRoute):
         return Match.FULL, {}
 
     def _resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        """The handler of the most specific shape (most literal segments) matching the path."""
+        """The handler for a request and its path parameters; 404 or 405 otherwise."""
         parts = [p for p in path[len(BASE):].split("/") if p]
+        shape = (method, tuple(p if p in self._literals else None for p in parts))
+        route = self._by_shape.get(shape)
+        if route is None:
+            route = self._match(method, path, parts)
+            if len(self._by_shape) < _SHAPE_CACHE_LIMIT:
+                self._by_shape[shape] = route
+        params = {n: p for n, p in zip(route.names, parts, strict=True) if n is not None}
+        return route.handler, params
+
+    def _match(self, method: str, path: str, parts: Sequence[str]) -> _Compiled:
+        """The route of the most specific shape (most literal segments) matching the path."""
         candidates = [r for r in self._by_length.get(len(parts), ()) if _literal_matches(r, parts)]
         if candidates:
             best = max(r.literals for r in candidates)
@@ -72,8 +89,7 @@ class FhirRoutes(BaseRoute):
         allowed: list[str] = []
         for route in candidates:
             if route.method == method or (method == "HEAD" and route.method == "GET"):
-                params = {n: p for n, p in zip(route.names, parts, strict=True) if n is not None}
-                return route.handler, params
+                return route
             allowed.append(route.method)
         if allowed:
             raise FhirError(ErrorCode.METHOD_NOT_ALLOWED,

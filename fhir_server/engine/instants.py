@@ -16,7 +16,8 @@ _DATE_RE = re.compile(
 
 def to_instant(moment: datetime) -> str:
     """A timezone-aware datetime as a fixed-width UTC instant string."""
-    return moment.astimezone(UTC).strftime(_FORMAT)
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def now_instant() -> str:

@@ -127,8 +127,7 @@ class GroupCommitWriter:
             for job in group:
                 if job.error is None:
                     job.error = failure
-        for job in group:
-            self._answer(job)
+        self._answer_group(group)
 
     @staticmethod
     def _run_in_savepoint(connection: sqlite3.Connection, job: _Job) -> None:
@@ -146,18 +145,26 @@ class GroupCommitWriter:
     def _answer_all(self, group: list[_Job], error: BaseException) -> None:
         for job in group:
             job.error = error
-            self._answer(job)
+        self._answer_group(group)
 
     @staticmethod
-    def _answer(job: _Job) -> None:
-        def settle() -> None:
-            if job.future.done():
-                return
-            if job.error is not None:
-                job.future.set_exception(job.error)
-            else:
-                job.future.set_result(job.result)
+    def _answer_group(group: list[_Job]) -> None:
+        """Settle every job's future, with one wake-up of each event loop involved."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        for job in group:
+            by_loop.setdefault(job.loop, []).append(job)
+        for loop, jobs in by_loop.items():
+            # RuntimeError: the caller's loop is closed, so nobody is waiting any more
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, jobs)
 
-        # RuntimeError: the caller's loop is closed, so nobody is waiting any more
-        with contextlib.suppress(RuntimeError):
-            job.loop.call_soon_threadsafe(settle)
+
+def _settle(jobs: list[_Job]) -> None:
+    """On the callers' event loop: hand each job its result or error."""
+    for job in jobs:
+        if job.future.done():
+            continue
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)
