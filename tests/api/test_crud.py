@@ -158,3 +158,35 @@ async def test_pretty_and_format(api: Api) -> None:
     assert xml.status_code == 406
     only_xml = await api.client.get(url, headers={"Accept": "application/fhir+xml"})
     assert only_xml.status_code == 406
+
+
+async def test_concurrent_updates_with_same_if_match_one_wins(api: Api) -> None:
+    import asyncio
+
+    created = (await api.client.post("/Patient", json=patient())).json()
+    url = f"/Patient/{created['id']}"
+
+    async def attempt(n: int) -> int:
+        body = {**created, "name": [{"family": f"Writer{n}"}]}
+        response = await api.client.put(url, json=body, headers={"If-Match": 'W/"1"'})
+        return response.status_code
+
+    statuses = await asyncio.gather(*(attempt(n) for n in range(10)))
+    assert sorted(statuses) == [200] + [412] * 9
+    history = (await api.client.get(f"{url}/_history")).json()
+    assert [e["response"]["etag"] for e in history["entry"]] == ['W/"2"', 'W/"1"']
+    winner = statuses.index(200)
+    assert (await api.client.get(url)).json()["name"][0]["family"] == f"Writer{winner}"
+
+
+async def test_concurrent_updates_without_if_match_lose_nothing(api: Api) -> None:
+    import asyncio
+
+    created = (await api.client.post("/Patient", json=patient())).json()
+    url = f"/Patient/{created['id']}"
+    bodies = [{**created, "name": [{"family": f"Writer{n}"}]} for n in range(8)]
+    statuses = await asyncio.gather(*(api.client.put(url, json=b) for b in bodies))
+    assert all(r.status_code == 200 for r in statuses)
+    history = (await api.client.get(f"{url}/_history")).json()
+    versions = [int(e["response"]["etag"][3:-1]) for e in history["entry"]]
+    assert versions == list(range(9, 0, -1))

@@ -5,7 +5,12 @@ from __future__ import annotations
 from fhir_server.engine.conditional import find_matches, multiple_matches
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.interactions.read import not_found
-from fhir_server.engine.interactions.update import WRITE_ATTEMPTS, commit_or_conflict, conflict
+from fhir_server.engine.interactions.update import (
+    WRITE_ATTEMPTS,
+    commit_or_conflict,
+    conflict,
+    pause_before_retry,
+)
 from fhir_server.engine.resource_types import require_type, valid_id
 from fhir_server.engine.results import ResourceResult
 from fhir_server.engine.writing import plan_delete
@@ -14,7 +19,8 @@ from fhir_server.engine.writing import plan_delete
 async def delete(ctx: EngineContext, resource_type: str, id: str) -> ResourceResult:
     """Delete (a new version without content). Unknown: 404; deleted already: no new version."""
     require_type(resource_type)
-    for _ in range(WRITE_ATTEMPTS):
+    for attempt in range(WRITE_ATTEMPTS):
+        await pause_before_retry(attempt)
         current = await ctx.store.read(resource_type, id) if valid_id(id) else None
         if current is None:
             raise not_found(resource_type, id)

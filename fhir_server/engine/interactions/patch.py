@@ -13,6 +13,7 @@ from fhir_server.engine.interactions.update import (
     check_if_match,
     commit_or_conflict,
     conflict,
+    pause_before_retry,
 )
 from fhir_server.engine.patch import apply_fhirpath_patch, apply_json_patch
 from fhir_server.engine.resource_types import require_type
@@ -55,7 +56,8 @@ def patched_resource(ctx: EngineContext, resource_type: str, id: str, current: R
 async def patch(ctx: EngineContext, resource_type: str, id: str, document: PatchDocument,
                 *, if_match: int | None = None) -> ResourceResult:
     require_type(resource_type)
-    for _ in range(WRITE_ATTEMPTS):
+    for attempt in range(WRITE_ATTEMPTS):
+        await pause_before_retry(attempt)
         current = await read_current(ctx, resource_type, id)
         check_if_match(current, if_match, f"{resource_type}/{id}")
         patched = patched_resource(ctx, resource_type, id, load(ctx, current), document)

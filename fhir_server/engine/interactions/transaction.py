@@ -30,6 +30,7 @@ from fhir_server.engine.interactions.update import (
     WRITE_ATTEMPTS,
     check_body_id,
     check_if_match,
+    pause_before_retry,
 )
 from fhir_server.engine.resource_types import require_id, require_type
 from fhir_server.engine.results import ResourceResult
@@ -223,7 +224,8 @@ async def transaction(ctx: EngineContext, bundle: ResourceDict, *, base_url: str
     for index, entry in enumerate(_entries(bundle)):
         requests.append(parse_entry(index, entry, base_url))
     _check_reads(requests)
-    for _ in range(WRITE_ATTEMPTS):
+    for attempt in range(WRITE_ATTEMPTS):
+        await pause_before_retry(attempt)
         plan = await _plan_transaction(ctx, requests)
         try:
             await commit_writes(ctx, plan.writes)

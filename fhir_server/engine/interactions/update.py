@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+
 from fhir_server.engine.conditional import find_matches, multiple_matches
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.hooks import PlannedWrite
@@ -19,7 +22,14 @@ from fhir_server.errors import ErrorCode, FhirError
 from fhir_server.storage.protocol import Method, StoredVersion, VersionConflict
 from fhir_server.types import ResourceDict
 
-WRITE_ATTEMPTS = 5
+WRITE_ATTEMPTS = 16
+"""Tries of a write that lost a compare-and-set to a concurrent writer (no If-Match given)."""
+
+
+async def pause_before_retry(attempt: int) -> None:
+    """A short random pause, growing with the attempt, so that racing writers spread out."""
+    if attempt:
+        await asyncio.sleep(random.uniform(0, 0.002 * attempt))
 
 
 def check_if_match(current: StoredVersion | None, if_match: int | None, label: str) -> None:
@@ -73,7 +83,8 @@ async def update(ctx: EngineContext, resource_type: str, id: str, resource: Reso
     check_resource(ctx, resource, resource_type)
     check_body_id(resource, id)
     label = f"{resource_type}/{id}"
-    for _ in range(WRITE_ATTEMPTS):
+    for attempt in range(WRITE_ATTEMPTS):
+        await pause_before_retry(attempt)
         current = await ctx.store.read(resource_type, id)
         check_if_match(current, if_match, label)
         write = plan_put(ctx, resource=resource, resource_type=resource_type, id=id,

@@ -116,10 +116,14 @@ class GroupCommitWriter:
         except sqlite3.Error as error:
             self._answer_all(group, store_error(error))
             return
-        for job in group:
-            self._run_in_savepoint(connection, job)
+        if len(group) == 1:
+            self._run_alone(connection, group[0])
+        else:
+            for job in group:
+                self._run_in_savepoint(connection, job)
         try:
-            connection.execute("COMMIT")
+            if connection.in_transaction:
+                connection.execute("COMMIT")
         except sqlite3.Error as error:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -128,6 +132,18 @@ class GroupCommitWriter:
                 if job.error is None:
                     job.error = failure
         self._answer_group(group)
+
+    @staticmethod
+    def _run_alone(connection: sqlite3.Connection, job: _Job) -> None:
+        """A group of one needs no savepoint: a failure rolls the transaction back."""
+        try:
+            job.result = job.work(connection)
+        except sqlite3.Error as error:
+            job.error = store_error(error)
+        except (StoreError, ValueError, TypeError) as error:
+            job.error = error
+        if job.error is not None:
+            connection.execute("ROLLBACK")
 
     @staticmethod
     def _run_in_savepoint(connection: sqlite3.Connection, job: _Job) -> None:
