@@ -92,6 +92,12 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
 )
 
 
+CACHE_KIB = 65_536
+"""Page cache per connection (64 MiB): hot b-tree pages stay in memory as the file grows."""
+MMAP_BYTES = 256 * 1024 * 1024
+"""Reads through a memory map up to 256 MiB of the file, sparing a copy per page read."""
+
+
 def open_connection(path: Path, *, synchronous: str, read_only: bool) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), with the store's pragmas.
 
@@ -106,6 +112,8 @@ def open_connection(path: Path, *, synchronous: str, read_only: bool) -> sqlite3
         connection.execute(f"PRAGMA synchronous = {synchronous}")
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("PRAGMA temp_store = MEMORY")
+        connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        connection.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         if read_only:
             connection.execute("PRAGMA query_only = ON")
     except BaseException:
