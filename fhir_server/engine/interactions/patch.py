@@ -7,25 +7,14 @@ from typing import Any, Literal
 
 from fhir_server.engine.conditional import find_matches, multiple_matches
 from fhir_server.engine.context import EngineContext
-from fhir_server.engine.interactions.read import not_found, read_current
-from fhir_server.engine.interactions.update import (
-    WRITE_ATTEMPTS,
-    check_if_match,
-    commit_or_conflict,
-    conflict,
-    pause_before_retry,
-)
+from fhir_server.engine.interactions.read import gone, not_found
+from fhir_server.engine.interactions.update import write_next_version
 from fhir_server.engine.patch import apply_fhirpath_patch, apply_json_patch
 from fhir_server.engine.resource_types import require_type
 from fhir_server.engine.results import ResourceResult
-from fhir_server.engine.writing import (
-    check_resource,
-    is_identical,
-    load,
-    plaintext_body,
-    plan_put,
-)
+from fhir_server.engine.writing import check_resource, load
 from fhir_server.errors import ErrorCode, FhirError
+from fhir_server.storage.protocol import StoredVersion
 from fhir_server.types import ResourceDict
 
 
@@ -55,20 +44,18 @@ def patched_resource(ctx: EngineContext, resource_type: str, id: str, current: R
 
 async def patch(ctx: EngineContext, resource_type: str, id: str, document: PatchDocument,
                 *, if_match: int | None = None) -> ResourceResult:
+    """Apply a patch to the current version; 404 if unknown, 410 if deleted."""
     require_type(resource_type)
-    for attempt in range(WRITE_ATTEMPTS):
-        await pause_before_retry(attempt)
-        current = await read_current(ctx, resource_type, id)
-        check_if_match(current, if_match, f"{resource_type}/{id}")
-        patched = patched_resource(ctx, resource_type, id, load(ctx, current), document)
-        write = plan_put(ctx, resource=patched, resource_type=resource_type, id=id,
-                         current=current, method="PATCH")
-        if is_identical(write):
-            return ResourceResult.of_stored(current, plaintext_body(ctx, current),
-                                            message="No change: the patch left the content as is")
-        if await commit_or_conflict(ctx, write, if_match):
-            return ResourceResult.of_write(write)
-    raise conflict(resource_type, id)
+
+    def patched_current(current: StoredVersion | None) -> ResourceDict:
+        if current is None:
+            raise not_found(resource_type, id)
+        if current.deleted:
+            raise gone(current)
+        return patched_resource(ctx, resource_type, id, load(ctx, current), document)
+
+    return await write_next_version(ctx, resource_type, id, patched_current,
+                                    if_match=if_match, method="PATCH")
 
 
 async def conditional_patch(ctx: EngineContext, resource_type: str, criteria: str,

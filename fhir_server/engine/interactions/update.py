@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 from fhir_server.engine.conditional import find_matches, multiple_matches
 from fhir_server.engine.context import EngineContext
@@ -75,6 +76,31 @@ def conflict(resource_type: str, id: str) -> FhirError:
                      f"{resource_type}/{id} is being changed by others: retry")
 
 
+NextContent = Callable[[StoredVersion | None], ResourceDict]
+"""Gives the content of the next version from the current one (re-run after a lost race)."""
+
+
+async def write_next_version(ctx: EngineContext, resource_type: str, id: str,
+                             next_content: NextContent, *, if_match: int | None,
+                             method: Method) -> ResourceResult:
+    """Read, check If-Match, plan and commit the next version, retrying lost races.
+
+    Identical content makes no new version. Shared by update and patch.
+    """
+    for attempt in range(WRITE_ATTEMPTS):
+        await pause_before_retry(attempt)
+        current = await ctx.store.read(resource_type, id)
+        check_if_match(current, if_match, f"{resource_type}/{id}")
+        write = plan_put(ctx, resource=next_content(current), resource_type=resource_type,
+                         id=id, current=current, method=method)
+        if current is not None and is_identical(write):
+            return ResourceResult.of_stored(current, plaintext_body(ctx, current),
+                                            message="No change: the content is identical")
+        if await commit_or_conflict(ctx, write, if_match):
+            return ResourceResult.of_write(write)
+    raise conflict(resource_type, id)
+
+
 async def update(ctx: EngineContext, resource_type: str, id: str, resource: ResourceDict,
                  *, if_match: int | None = None, method: Method = "PUT") -> ResourceResult:
     """Store a new version (201 when this creates the resource); identical content: no version."""
@@ -82,19 +108,8 @@ async def update(ctx: EngineContext, resource_type: str, id: str, resource: Reso
     require_id(id)
     check_resource(ctx, resource, resource_type)
     check_body_id(resource, id)
-    label = f"{resource_type}/{id}"
-    for attempt in range(WRITE_ATTEMPTS):
-        await pause_before_retry(attempt)
-        current = await ctx.store.read(resource_type, id)
-        check_if_match(current, if_match, label)
-        write = plan_put(ctx, resource=resource, resource_type=resource_type, id=id,
-                         current=current, method=method)
-        if current is not None and is_identical(write):
-            return ResourceResult.of_stored(current, plaintext_body(ctx, current),
-                                            message="No change: the content is identical")
-        if await commit_or_conflict(ctx, write, if_match):
-            return ResourceResult.of_write(write)
-    raise conflict(resource_type, id)
+    return await write_next_version(ctx, resource_type, id, lambda _: resource,
+                                    if_match=if_match, method=method)
 
 
 async def conditional_update(ctx: EngineContext, resource_type: str, criteria: str,

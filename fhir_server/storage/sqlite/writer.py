@@ -136,25 +136,13 @@ class GroupCommitWriter:
     @staticmethod
     def _run_alone(connection: sqlite3.Connection, job: _Job) -> None:
         """A group of one needs no savepoint: a failure rolls the transaction back."""
-        try:
-            job.result = job.work(connection)
-        except sqlite3.Error as error:
-            job.error = store_error(error)
-        except (StoreError, ValueError, TypeError) as error:
-            job.error = error
-        if job.error is not None:
+        if not _execute(connection, job):
             connection.execute("ROLLBACK")
 
     @staticmethod
     def _run_in_savepoint(connection: sqlite3.Connection, job: _Job) -> None:
         connection.execute("SAVEPOINT write")
-        try:
-            job.result = job.work(connection)
-        except sqlite3.Error as error:
-            job.error = store_error(error)
-        except (StoreError, ValueError, TypeError) as error:
-            job.error = error
-        if job.error is not None:
+        if not _execute(connection, job):
             connection.execute("ROLLBACK TO write")
         connection.execute("RELEASE write")
 
@@ -173,6 +161,17 @@ class GroupCommitWriter:
             # RuntimeError: the caller's loop is closed, so nobody is waiting any more
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, jobs)
+
+
+def _execute(connection: sqlite3.Connection, job: _Job) -> bool:
+    """Run a job's work, keeping its result or its error; True when it succeeded."""
+    try:
+        job.result = job.work(connection)
+    except sqlite3.Error as error:
+        job.error = store_error(error)
+    except (StoreError, ValueError, TypeError) as error:
+        job.error = error
+    return job.error is None
 
 
 def _settle(jobs: list[_Job]) -> None:
