@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fhir_server.api.responses import error_response
@@ -17,26 +18,36 @@ PUBLIC_PATHS = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configurati
                           "/healthz"})
 
 
+def refusal(scope: Scope, expected: bytes) -> Response | None:
+    """The 401 answer for a request without the right bearer token, or None to let it in."""
+    if scope["path"] in PUBLIC_PATHS:
+        return None
+    supplied = b""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            supplied = value
+            break
+    if supplied and hmac.compare_digest(supplied, expected):
+        return None
+    message = ("This endpoint needs authorization: send 'Authorization: Bearer <token>'"
+               if not supplied else "The bearer token is not valid")
+    return error_response(FhirError(ErrorCode.UNAUTHENTICATED, message))
+
+
+def expected_header(token: str) -> bytes:
+    return f"Bearer {token}".encode()
+
+
 class BearerTokenGate:
     """ASGI middleware: 401 OperationOutcome unless ``Authorization: Bearer <token>`` matches."""
 
     def __init__(self, app: ASGIApp, *, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = expected_header(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
-            await self.app(scope, receive, send)
+        denied = refusal(scope, self._expected) if scope["type"] == "http" else None
+        if denied is not None:
+            await denied(scope, receive, send)
             return
-        supplied = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                supplied = value
-                break
-        if supplied and hmac.compare_digest(supplied, self._expected):
-            await self.app(scope, receive, send)
-            return
-        message = ("This endpoint needs authorization: send 'Authorization: Bearer <token>'"
-                   if not supplied else "The bearer token is not valid")
-        response = error_response(FhirError(ErrorCode.UNAUTHENTICATED, message))
-        await response(scope, receive, send)
+        await self.app(scope, receive, send)

@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
+from fhir_server.api.auth_gate import expected_header, refusal
+from fhir_server.api.errors import response_for
 from fhir_server.api.routes import BASE, Handler, RouteSpec
 from fhir_server.errors import ErrorCode, FhirError
 
@@ -48,7 +50,8 @@ def _literal_matches(route: _Compiled, parts: Sequence[str]) -> bool:
 class FhirRoutes(BaseRoute):
     """Every FHIR route under ``BASE`` as one Starlette route."""
 
-    def __init__(self, specs: Sequence[RouteSpec]) -> None:
+    def __init__(self, specs: Sequence[RouteSpec], *, token: str) -> None:
+        self._expected = expected_header(token)
         self._by_length: dict[int, list[_Compiled]] = defaultdict(list)
         self._by_shape: dict[tuple[str, tuple[str | None, ...]], _Compiled] = {}
         seen: set[tuple[str, str]] = set()
@@ -98,7 +101,16 @@ class FhirRoutes(BaseRoute):
         raise FhirError(ErrorCode.NOT_FOUND, f"No FHIR interaction at {path[:200]}")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler, params = self._resolve(scope["method"], scope["path"])
-        scope["path_params"] = params
-        response = await handler(Request(scope, receive))
+        await self.serve(scope, receive, send)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Authorize, dispatch and answer one FHIR request; every error is an OperationOutcome."""
+        request = Request(scope, receive)
+        response = refusal(scope, self._expected)
+        if response is None:
+            try:
+                handler, scope["path_params"] = self._resolve(scope["method"], scope["path"])
+                response = await handler(request)
+            except Exception as exc:
+                response = response_for(request, exc)
         await response(scope, receive, send)
