@@ -151,3 +151,8 @@ class Store(Protocol):
 
     async def outbox_failed(self, event_id: str) -> None:
         """Count one failed delivery attempt of an event."""
+
+
+class QueryTooCostly(StoreError):
+    """A search would need more work than the store allows, e.g. a chained or ``_has`` search
+    whose inner search matches more resources than the store resolves; narrow the search."""

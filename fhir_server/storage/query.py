@@ -7,7 +7,7 @@ Clauses in ``SearchQuery.where`` are AND-ed; the values inside one clause are OR
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,115 @@ class LastUpdatedClause:
     high_inclusive: bool = True
 
 
-Clause: TypeAlias = IdClause | TokenClause | LastUpdatedClause
+@dataclass(frozen=True, slots=True)
+class TextClause:
+    """``:text`` on a token: the entry's normalised text starts with one of ``values``."""
+
+    param: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StringClause:
+    """A string parameter. ``values`` are normalised (lower-case, accents removed) for
+    ``prefix`` and ``contains``, and as written for ``exact``."""
+
+    param: str
+    values: tuple[str, ...]
+    mode: Literal["prefix", "exact", "contains"] = "prefix"
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """One comparison on an index entry's range: ``entry.<field> <op> value``."""
+
+    field: Literal["low", "high"]
+    op: Literal["lt", "le", "gt", "ge"]
+    value: str | float
+
+
+@dataclass(frozen=True, slots=True)
+class RangeTest:
+    """All ``bounds`` hold on ONE entry (and, for quantities, its system and code match)."""
+
+    bounds: tuple[Bound, ...]
+    system: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RangeClause:
+    """A date, number or quantity parameter: some entry passes one of ``tests``.
+
+    The search prefixes (eq, ne, gt, lt, ge, le, sa, eb, ap) are turned into bounds by the
+    parser, so a store only compares ranges. ``negate``: no entry passes any test.
+    """
+
+    param: str
+    kind: Literal["date", "number", "quantity"]
+    tests: tuple[RangeTest, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceValue:
+    """A reference to match: by type and id (type None: any type), or by absolute ``url``.
+
+    The parser sets either ``target_id`` or ``url``, never both.
+    """
+
+    target_type: str | None
+    target_id: str | None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceClause:
+    param: str
+    values: tuple[ReferenceValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UriClause:
+    """``exact``: equal; ``below``: the entry starts with the value; ``above``: the value starts
+    with the entry."""
+
+    param: str
+    values: tuple[str, ...]
+    mode: Literal["exact", "above", "below"] = "exact"
+
+
+@dataclass(frozen=True, slots=True)
+class MissingClause:
+    """``:missing``: the resource has (``missing`` False) or lacks (True) entries for ``param``."""
+
+    param: str
+    missing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChainClause:
+    """A chained parameter: some reference entry of ``param`` designates a resource of
+    ``target_type`` that satisfies every clause of ``where`` (which may chain further)."""
+
+    param: str
+    target_type: str
+    where: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HasClause:
+    """``_has``: some resource of ``source_type`` whose ``param`` reference designates this
+    resource satisfies every clause of ``where``."""
+
+    source_type: str
+    param: str
+    where: tuple[Clause, ...]
+
+
+Clause: TypeAlias = (IdClause | TokenClause | LastUpdatedClause | TextClause | StringClause
+                     | RangeClause | ReferenceClause | UriClause | MissingClause | ChainClause
+                     | HasClause)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,24 @@ from pathlib import Path
 
 import pytest
 
-from fhir_server.storage.index import TokenEntry
+from fhir_server.storage.index import IndexEntry, StringEntry, TokenEntry
 from fhir_server.storage.protocol import Change, StoredVersion, StoreUnavailable, VersionConflict
 from fhir_server.storage.query import (
+    Bound,
+    ChainClause,
+    HasClause,
     HistoryQuery,
     IdClause,
+    RangeClause,
+    RangeTest,
+    ReferenceClause,
+    ReferenceValue,
     SearchQuery,
+    StringClause,
+    TextClause,
     TokenClause,
     TokenValue,
+    UriClause,
 )
 from fhir_server.storage.sqlite import SqliteStore
 from fhir_server.storage.sqlite.compile import compile_history, compile_search
@@ -35,7 +45,7 @@ def instant(second: int) -> str:
 
 
 def change(id: str, version: int, at: str, *, deleted: bool = False,
-           index: tuple[TokenEntry, ...] = ()) -> Change:
+           index: tuple[IndexEntry, ...] = ()) -> Change:
     body = None if deleted else f'{{"resourceType":"Patient","v":{version}}}'.encode()
     return Change(resource_type="Patient", id=id, version=version, expected_version=version - 1,
                   last_updated=at, method="DELETE" if deleted else "PUT", body=body, index=index)
@@ -77,7 +87,7 @@ async def test_file_is_in_wal_mode_with_the_schema_version(sqlite_store: SqliteS
 _CRASHING_WRITER = """
 import asyncio, sys
 from pathlib import Path
-from fhir_server.storage.index import TokenEntry
+from fhir_server.storage.index import IndexEntry, StringEntry, TokenEntry
 from fhir_server.storage.protocol import Change
 from fhir_server.storage.sqlite import SqliteStore
 
@@ -299,3 +309,117 @@ async def test_grouped_commits_fail_one_by_one(sqlite_store: SqliteStore) -> Non
         assert await sqlite_store.read("Patient", id) is not None
     taken = await sqlite_store.read("Patient", "taken")
     assert taken is not None and taken.last_updated == instant(1)
+
+
+def plan_of(path: Path, query: SearchQuery) -> list[str]:
+    """The steps of the page statement's query plan, on the store's file."""
+    page = compile_search(query).page
+    with raw(path) as connection:
+        return [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {page.text}",
+                                                     page.params)]
+
+
+_INDEX_DRIVEN = {
+    "token": (SearchQuery("Patient", (TokenClause("identifier", (TokenValue(NIR, "1"),)),)),
+              "idx_token_param_system_code (param=? AND system=? AND code=?)"),
+    "text": (SearchQuery("Observation", (TextClause("code", ("naev",)),)),
+             "idx_token_param_text (param=? AND text>? AND text<?)"),
+    "string prefix": (SearchQuery("Patient", (StringClause("family", ("dup",)),)),
+                      "idx_string_param_normalized (param=? AND normalized>? AND normalized<?)"),
+    "string exact": (SearchQuery("Patient", (StringClause("family", ("Dupont",), "exact"),)),
+                     "idx_string_param_exact (param=? AND exact=?)"),
+    "date range": (SearchQuery("Patient", (RangeClause("birthdate", "date", (RangeTest((
+        Bound("low", "ge", "1980-01-01T00:00:00.000000Z"),
+        Bound("high", "le", "1980-12-31T23:59:59.999999Z"))),)),)),
+        "idx_date_param_low_high (param=? AND low>?"),
+    "reference": (SearchQuery("Observation", (ReferenceClause("subject", (
+        ReferenceValue("Patient", "p1"),)),)),
+        "idx_reference_param_target_id_target_type (param=? AND target_id=? AND target_type=?)"),
+    "uri below": (SearchQuery("ValueSet", (UriClause("url", ("http://acme.org/",), "below"),)),
+                  "idx_uri_param_value (param=? AND value>? AND value<?)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_INDEX_DRIVEN))
+async def test_a_clause_alone_starts_from_its_index(sqlite_store: SqliteStore, path: Path,
+                                                   kind: str) -> None:
+    query, index = _INDEX_DRIVEN[kind]
+    plan = plan_of(path, query)
+    assert plan[0] == "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"
+    assert any(index in step for step in plan), plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
+
+
+async def test_chains_and_has_start_from_the_inner_index(sqlite_store: SqliteStore,
+                                                         path: Path) -> None:
+    by_gp_name = plan_of(path, SearchQuery("Observation", (ChainClause("subject", "Patient", (
+        ChainClause("general-practitioner", "Practitioner", (
+            StringClause("name", ("mar",)),)),)),)))
+    assert not any(step.startswith("SCAN") for step in by_gp_name), by_gp_name
+    assert any("idx_string_param_normalized" in step for step in by_gp_name)
+    followed_back = [step for step in by_gp_name if "idx_reference_param_target_id_target_type "
+                     "(param=? AND target_id=? AND target_type=?)" in step]
+    assert len(followed_back) == 2
+
+    has = plan_of(path, SearchQuery("Patient", (HasClause("Observation", "subject", (
+        TokenClause("code", (TokenValue("http://loinc.org", "1"),)),)),)))
+    assert has[0] == "SEARCH r USING INDEX resources_key (resource_type=? AND id=?)"
+    assert any("idx_token_param_system_code" in step for step in has)
+    assert not any(step.startswith("SCAN") for step in has), has
+
+
+async def test_probes_use_the_index_of_the_row_they_check(sqlite_store: SqliteStore,
+                                                          path: Path) -> None:
+    plan = plan_of(path, SearchQuery("Observation", (
+        TokenClause("code", (TokenValue("http://loinc.org", "1"),)),
+        ChainClause("subject", "Patient", (StringClause("family", ("dup",)),)),
+        HasClause("Provenance", "target", ()))))
+    assert plan[0] == "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"
+    assert "SEARCH t1 USING INDEX resources_key (resource_type=? AND id=?)" in plan
+    assert any(step.startswith("SEARCH h1 USING COVERING INDEX "
+                               "idx_reference_param_target_id_target_type") for step in plan)
+    assert not any(step.startswith("SCAN") for step in plan), plan
+
+
+async def test_string_prefix_is_exact_beyond_the_basic_plane(sqlite_store: SqliteStore) -> None:
+    top = chr(0x10FFFF)
+    names = {"astral": "ab\U0001F600", "plain": "abc", "below": "aa\U0001F600",
+             "next": "ac", "top": f"ab{top}", "top-more": f"ab{top}x"}
+    await sqlite_store.commit([change(id, 1, instant(n), index=(StringEntry("family", name, name),))
+                               for n, (id, name) in enumerate(names.items())])
+
+    async def prefixed(prefix: str) -> list[str]:
+        page = await sqlite_store.search(SearchQuery("Patient", (
+            StringClause("family", (prefix,)),)))
+        return ids(page.matches)
+
+    assert await prefixed("ab") == ["astral", "plain", "top", "top-more"]
+    assert await prefixed(f"ab{top}") == ["top", "top-more"]
+    assert await prefixed("") == sorted(names)
+
+
+async def test_a_version_1_file_gets_the_new_indexes(path: Path) -> None:
+    first = SqliteStore(path)
+    await first.start()
+    await first.commit([change("p1", 1, instant(1), index=(
+        StringEntry("family", "dupont", "Dupont"),))])
+    await first.close()
+    added = ("idx_token_param_text", "idx_string_param_exact", "idx_number_param_high")
+    with raw(path) as connection:
+        for index in added:
+            connection.execute(f"DROP INDEX {index}")
+        connection.execute("PRAGMA user_version = 1")
+
+    second = SqliteStore(path)
+    await second.start()
+    try:
+        found = await second.search(SearchQuery("Patient", (
+            StringClause("family", ("Dupont",), "exact"),)))
+    finally:
+        await second.close()
+    assert ids(found.matches) == ["p1"]
+    with raw(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        present = {name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert present >= set(added)

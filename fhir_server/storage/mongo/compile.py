@@ -1,57 +1,115 @@
 """Compiles the query tree (``storage/query.py``) into MongoDB filters and sort orders.
 
-Every value taken from a query goes into a filter as a literal: under ``$eq`` or ``$in``, or as
-the bound of a range operator, never as a document the server would read as operators, so a
-search value such as ``{"$gt": ""}`` matches only that literal value. A token condition is one
-``$elemMatch`` on ``idx`` per value, so a single index entry must satisfy all its parts.
+Every value taken from a query goes into a filter as a literal: under ``$eq`` or ``$in``, as the
+bound of a range operator, or ``re.escape``-d inside a ``$regex``, never as a document the server
+would read as operators, so a search value such as ``{"$gt": ""}`` matches only that literal
+value. Each condition on index entries is one ``$elemMatch`` on ``idx``, so a single entry must
+satisfy all its parts (a token's system and code, a range test's bounds and its unit).
+
+Chained and ``_has`` clauses need another search first (``find`` has no join): ``joins.py`` runs
+it and hands the resulting filter in as ``joins``; this module only shapes those filters.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, assert_never
+import re
+import sys
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeAlias, assert_never
 
-from fhir_server.storage.mongo.documents import TOKEN, Document
+from fhir_server.storage.mongo.documents import (
+    DATE,
+    NUMBER,
+    QUANTITY,
+    REFERENCE,
+    STRING,
+    TOKEN,
+    URI,
+    Document,
+)
 from fhir_server.storage.query import (
+    Bound,
+    ChainClause,
     Clause,
+    HasClause,
     HistoryQuery,
     IdClause,
     LastUpdatedClause,
+    MissingClause,
+    RangeClause,
+    RangeTest,
+    ReferenceClause,
+    ReferenceValue,
     SearchQuery,
+    StringClause,
+    TextClause,
     TokenClause,
     TokenValue,
+    UriClause,
 )
 
 SEARCH_ORDER: Final = [("last_updated", 1), ("type", 1), ("id", 1)]
 HISTORY_ORDER: Final = [("last_updated", -1), ("type", -1), ("id", -1), ("version", -1)]
 
+Join: TypeAlias = ChainClause | HasClause
+
+
+@dataclass(frozen=True, slots=True)
+class Joins:
+    """The filter each chained or ``_has`` clause of a query stands for, as ``joins.py`` found
+    it. Clauses are told apart by identity: a clause may hold an unhashable (hostile) value."""
+
+    resolved: tuple[tuple[Join, Document], ...] = ()
+
+    def filter_for(self, clause: Join) -> Document:
+        for candidate, resolved in self.resolved:
+            if candidate is clause:
+                return resolved
+        raise ValueError("a chained or _has clause must be resolved (joins.py) before compiling")
+
+
+NO_JOINS: Final = Joins()
+
 _NOTHING: Final[Document] = {"_id": {"$in": []}}
+_RANGE_KINDS: Final = {"date": DATE, "number": NUMBER, "quantity": QUANTITY}
+_BOUND_FIELDS: Final = {"low": "lo", "high": "hi"}
+_BOUND_OPERATORS: Final = {"lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
+_SURROGATES: Final = range(0xD800, 0xE000)
 
 
-def search_filter(query: SearchQuery) -> Document:
+def search_filter(query: SearchQuery, joins: Joins = NO_JOINS) -> Document:
     """Current, non-deleted resources of the query's type matching every clause (no paging)."""
+    return resources_filter(query.resource_type, query.where, joins)
+
+
+def resources_filter(resource_type: str | None, where: Sequence[Clause],
+                     joins: Joins = NO_JOINS) -> Document:
+    """Current, non-deleted resources of ``resource_type`` (any when None) matching ``where``."""
     parts: list[Document] = [{"body": {"$ne": None}}]
-    if query.resource_type is not None:
-        parts.append(_equals("type", query.resource_type))
-    parts.extend(clause_filter(clause) for clause in query.where)
+    if resource_type is not None:
+        parts.append(_equals("type", resource_type))
+    parts.extend(clause_filter(clause, joins) for clause in where)
     return {"$and": parts}
 
 
-def page_filter(query: SearchQuery) -> Document:
+def page_filter(query: SearchQuery, joins: Joins = NO_JOINS) -> Document:
     """``search_filter`` restricted to what sorts after the query's keyset cursor, if any."""
-    matching = search_filter(query)
+    matching = search_filter(query, joins)
     if query.after is None:
         return matching
     return {"$and": [matching, _beyond(("last_updated", "type", "id"), query.after, "$gt")]}
 
 
-def clause_filter(clause: Clause) -> Document:
+def clause_filter(clause: Clause, joins: Joins = NO_JOINS) -> Document:
+    """The filter of one clause; a chained or ``_has`` clause must be resolved in ``joins``."""
     match clause:
         case IdClause(ids):
             return {"id": {"$in": list(ids)}}
         case TokenClause(param, values, negate):
-            matching = _any_of([{"idx": {"$elemMatch": _token_entry(param, value)}}
+            matching = _any_of([_entry(param, TOKEN, _token_condition(value))
                                 for value in values])
-            return {"$nor": [matching]} if negate else matching
+            return _negated(matching) if negate else matching
         case LastUpdatedClause(low, high, low_inclusive, high_inclusive):
             bounds: Document = {}
             if low is not None:
@@ -59,18 +117,160 @@ def clause_filter(clause: Clause) -> Document:
             if high is not None:
                 bounds["$lte" if high_inclusive else "$lt"] = high
             return {"last_updated": bounds} if bounds else {}
+        case TextClause(param, values):
+            return _any_of([_entry(param, TOKEN, {"x": _starts_with(value)}) for value in values])
+        case StringClause(param, values, mode):
+            return _any_of([_entry(param, STRING, _string_condition(value, mode))
+                            for value in values])
+        case RangeClause(param, kind, tests, negate):
+            matching = _any_of([_entry(param, _RANGE_KINDS[kind], _range_condition(test))
+                                for test in tests])
+            return _negated(matching) if negate else matching
+        case ReferenceClause(param, values):
+            return _any_of([_entry(param, REFERENCE, condition) for value in values
+                            for condition in _reference_conditions(value)])
+        case UriClause(param, values, mode):
+            return _any_of([_entry(param, URI, {"v": _uri_condition(value, mode)})
+                            for value in values])
+        case MissingClause(param, missing):
+            present: Document = {"idx": {"$elemMatch": {"p": {"$eq": param}}}}
+            return _negated(present) if missing else present
+        case ChainClause() | HasClause():
+            return joins.filter_for(clause)
         case _:
             assert_never(clause)
 
 
-def _token_entry(param: str, value: TokenValue) -> Document:
-    """Conditions one ``idx`` entry must meet to match a token value."""
-    condition: Document = {"p": {"$eq": param}, "k": {"$eq": TOKEN}}
+def chain_filter(clause: ChainClause, target_ids: Collection[str]) -> Document:
+    """Resources with a ``clause.param`` reference to one of ``target_ids`` of its target type."""
+    if not target_ids:
+        return _NOTHING
+    return _entry(clause.param, REFERENCE, {"t": {"$eq": clause.target_type},
+                                            "i": {"$in": sorted(target_ids)}})
+
+
+def has_filter(target_keys: Collection[str]) -> Document:
+    """Resources whose key ("Type/id", the ``_id``) is one of ``target_keys``."""
+    return {"_id": {"$in": sorted(target_keys)}}
+
+
+def _starts_with(prefix: str) -> Document:
+    """Strings starting with ``prefix``, as the range [prefix, successor) an index can walk.
+
+    MongoDB compares strings by their UTF-8 bytes, which is code-point order, so the strings
+    starting with ``prefix`` are exactly those from ``prefix`` up to (excluded) the prefix with
+    its last code point incremented. Appending "\\uffff" instead would miss a value that goes on
+    with a character beyond the Basic Multilingual Plane (an emoji).
+    """
+    if not isinstance(prefix, str):
+        return _only_itself(prefix)
+    bounds: Document = {"$gte": prefix}
+    successor = _prefix_successor(prefix)
+    if successor is not None:
+        bounds["$lt"] = successor
+    return bounds
+
+
+def _prefix_successor(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix``; None when there is none."""
+    while prefix:
+        following = ord(prefix[-1]) + 1
+        if following in _SURROGATES:
+            following = _SURROGATES.stop
+        if following <= sys.maxunicode:
+            return prefix[:-1] + chr(following)
+        prefix = prefix[:-1]
+    return None
+
+
+def _uri_ancestors(value: str) -> list[str]:
+    """Every non-empty prefix of ``value``, itself included: the entries it starts with."""
+    return [value[:end] for end in range(1, len(value) + 1)]
+
+
+def _entry(param: str, kind: str, condition: Document) -> Document:
+    """Resources with one ``idx`` entry of ``param`` and ``kind`` that meets ``condition``."""
+    return {"idx": {"$elemMatch": {"p": {"$eq": param}, "k": {"$eq": kind}, **condition}}}
+
+
+def _token_condition(value: TokenValue) -> Document:
+    condition: Document = {}
     if value.system is not None:
         condition["s"] = {"$eq": value.system or None}
     if value.code is not None:
         condition["c"] = {"$eq": value.code}
     return condition
+
+
+def _string_condition(value: str, mode: Literal["prefix", "exact", "contains"]) -> Document:
+    match mode:
+        case "prefix":
+            return {"n": _starts_with(value)}
+        case "exact":
+            return {"e": {"$eq": value}}
+        case "contains":
+            if not isinstance(value, str):
+                return {"n": _only_itself(value)}
+            return {"n": {"$regex": re.escape(value)}}
+        case _:
+            assert_never(mode)
+
+
+def _range_condition(test: RangeTest) -> Document:
+    """All bounds of a test on one entry, with the quantity's system and code when given.
+
+    Bounds are merged per field (``{"lo": {"$gte": a, "$lt": b}}``); a comparison repeated on a
+    field goes into ``$and``, since a document cannot hold the same operator twice.
+    """
+    condition: Document = {}
+    repeated: list[Document] = []
+    for bound in test.bounds:
+        field, operator = _bound_operator(bound)
+        comparisons = condition.setdefault(field, {})
+        if operator in comparisons:
+            repeated.append({field: {operator: bound.value}})
+        else:
+            comparisons[operator] = bound.value
+    if repeated:
+        condition["$and"] = repeated
+    if test.system is not None:
+        condition["s"] = {"$eq": test.system or None}
+    if test.code is not None:
+        condition["c"] = {"$eq": test.code}
+    return condition
+
+
+def _bound_operator(bound: Bound) -> tuple[str, str]:
+    return _BOUND_FIELDS[bound.field], _BOUND_OPERATORS[bound.op]
+
+
+def _reference_conditions(value: ReferenceValue) -> list[Document]:
+    """One entry condition per way the value can match: by its url, and/or by type and id."""
+    conditions: list[Document] = []
+    if value.url is not None:
+        conditions.append({"u": {"$eq": value.url}})
+    if value.target_id is not None or value.url is None:
+        condition: Document = {}
+        if value.target_type is not None:
+            condition["t"] = {"$eq": value.target_type}
+        if value.target_id is not None:
+            condition["i"] = {"$eq": value.target_id}
+        conditions.append(condition)
+    return conditions
+
+
+def _uri_condition(value: str, mode: Literal["exact", "above", "below"]) -> Document:
+    match mode:
+        case "exact":
+            return {"$eq": value}
+        case "below":
+            return _starts_with(value)
+        case "above":
+            if not isinstance(value, str):
+                return _only_itself(value)
+            return {"$in": _uri_ancestors(value)}
+        case _:
+            assert_never(mode)
 
 
 def history_filter(query: HistoryQuery) -> Document:
@@ -103,6 +303,16 @@ def _beyond(fields: tuple[str, ...], cursor: tuple[Any, ...], operator: str) -> 
 
 def _equals(field: str, value: Any) -> Document:
     return {field: {"$eq": value}}
+
+
+def _only_itself(value: object) -> Document:
+    """A value that is not a string (from a hostile query) has no prefix: it equals itself."""
+    return {"$eq": value}
+
+
+def _negated(matching: Document) -> Document:
+    """Resources that ``matching`` does not select (those without the parameter included)."""
+    return {"$nor": [matching]}
 
 
 def _any_of(filters: list[Document]) -> Document:

@@ -39,8 +39,14 @@ HISTORY: Final = "history"
 OUTBOX: Final = "outbox"
 CONSUMED: Final = "consumed"
 
+# The ``k`` (kind) of each ``idx`` entry; the search compiler matches on it.
 TOKEN: Final = "token"
-"""The ``k`` (kind) of a token entry in ``idx``; the search compiler matches on it."""
+STRING: Final = "string"
+DATE: Final = "date"
+NUMBER: Final = "number"
+QUANTITY: Final = "quantity"
+REFERENCE: Final = "reference"
+URI: Final = "uri"
 
 
 def resource_key(resource_type: str, id: str) -> str:
@@ -87,17 +93,17 @@ def index_entry_document(entry: IndexEntry) -> Document:
         case TokenEntry(param, system, code, text):
             fields: Document = {"k": TOKEN, "s": system or None, "c": code, "x": text}
         case StringEntry(param, normalized, exact):
-            fields = {"k": "string", "n": normalized, "e": exact}
+            fields = {"k": STRING, "n": normalized, "e": exact}
         case DateEntry(param, low, high):
-            fields = {"k": "date", "lo": low, "hi": high}
+            fields = {"k": DATE, "lo": low, "hi": high}
         case NumberEntry(param, low, high):
-            fields = {"k": "number", "lo": low, "hi": high}
+            fields = {"k": NUMBER, "lo": low, "hi": high}
         case QuantityEntry(param, system, code, low, high):
-            fields = {"k": "quantity", "s": system or None, "c": code, "lo": low, "hi": high}
+            fields = {"k": QUANTITY, "s": system or None, "c": code, "lo": low, "hi": high}
         case ReferenceEntry(param, target_type, target_id, url):
-            fields = {"k": "reference", "t": target_type, "i": target_id, "u": url}
+            fields = {"k": REFERENCE, "t": target_type, "i": target_id, "u": url}
         case UriEntry(param, value):
-            fields = {"k": "uri", "v": value}
+            fields = {"k": URI, "v": value}
         case _:
             assert_never(entry)
     return {"p": param, **{key: value for key, value in fields.items() if value is not None}}

@@ -19,8 +19,18 @@ class IndexSpec:
 
 
 INDEXES: Final = (
-    # Token search: a multikey index over the embedded entries, one entry per key.
+    # Multikey indexes over the embedded entries, one key per entry. A search condition is one
+    # $elemMatch, so MongoDB may combine the bounds on the fields of the same entry.
+    # Token search (and :text, :missing, which use its (type, idx.p) prefix).
     IndexSpec(RESOURCES, "type_token", (("type", 1), ("idx.p", 1), ("idx.s", 1), ("idx.c", 1))),
+    # String search: prefix ranges (and :contains, which scans the keys of the parameter).
+    IndexSpec(RESOURCES, "type_string", (("type", 1), ("idx.p", 1), ("idx.n", 1))),
+    # Date, number and quantity search: bounds on an entry's [low, high].
+    IndexSpec(RESOURCES, "type_range", (("type", 1), ("idx.p", 1), ("idx.lo", 1), ("idx.hi", 1))),
+    # Reference search and the second step of a chain: by target id, then type.
+    IndexSpec(RESOURCES, "type_reference", (("type", 1), ("idx.p", 1), ("idx.i", 1), ("idx.t", 1))),
+    # Uri search: exact, :below (a prefix range) and :above (the value's prefixes, $in).
+    IndexSpec(RESOURCES, "type_uri", (("type", 1), ("idx.p", 1), ("idx.v", 1))),
     # Search order and keyset paging within a type, and _lastUpdated ranges.
     IndexSpec(RESOURCES, "type_last_updated_id", (("type", 1), ("last_updated", 1), ("id", 1))),
     # System history, newest first, and its keyset cursor.

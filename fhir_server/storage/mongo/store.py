@@ -1,6 +1,7 @@
 """``MongoStore``: the Store protocol on a MongoDB replica set, through motor.
 
-Layout in ``documents.py``, filters in ``compile.py``, the writes of a commit in ``commit.py``
+Layout in ``documents.py``, filters in ``compile.py`` (the inner searches of chained and
+``_has`` parameters in ``joins.py``), the writes of a commit in ``commit.py``
 and its transaction in ``transaction.py``; every pymongo exception leaves as a protocol error
 (``errors.py``). Implementation notes: ``docs/implementation/storage-mongo.md``.
 """
@@ -31,6 +32,7 @@ from fhir_server.storage.mongo.documents import (
 )
 from fhir_server.storage.mongo.errors import NOT_A_REPLICA_SET, driver_errors
 from fhir_server.storage.mongo.indexes import create_indexes
+from fhir_server.storage.mongo.joins import DEFAULT_JOIN_LIMIT, resolve_joins
 from fhir_server.storage.mongo.transaction import run_in_transaction
 from fhir_server.storage.protocol import (
     Change,
@@ -50,22 +52,25 @@ class MongoStore:
     """A Store on one database of a MongoDB replica set.
 
     The store owns ``client``: ``close()`` closes it (after dropping the database when
-    ``drop_on_close``, which tests use to clean up after themselves).
+    ``drop_on_close``, which tests use to clean up after themselves). ``join_limit`` bounds
+    the inner search of each chained or ``_has`` parameter (``QueryTooCostly`` beyond it).
     """
 
     def __init__(self, client: AsyncIOMotorClient[Any], database: str, *,
-                 drop_on_close: bool = False) -> None:
+                 drop_on_close: bool = False, join_limit: int = DEFAULT_JOIN_LIMIT) -> None:
         self._client = client
+        self._join_limit = join_limit
         self._database_name = database
         self._database = client[database]
         self._drop_on_close = drop_on_close
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, database: str) -> MongoStore:
+    def from_url(cls, url: str, database: str, *,
+                 join_limit: int = DEFAULT_JOIN_LIMIT) -> MongoStore:
         """A store on ``database`` of the deployment at ``url`` (a ``mongodb://`` URI)."""
         with driver_errors():
-            return cls(AsyncIOMotorClient(url), database)
+            return cls(AsyncIOMotorClient(url), database, join_limit=join_limit)
 
     async def start(self) -> None:
         with driver_errors():
@@ -116,11 +121,14 @@ class MongoStore:
     async def search(self, query: SearchQuery) -> SearchPage:
         resources = self._database[RESOURCES]
         with driver_errors():
+            joins = await resolve_joins(resources, query.resource_type, query.where,
+                                        limit=self._join_limit)
             found = []
             if query.count > 0:
-                cursor = resources.find(page_filter(query), _WITHOUT_INDEX).sort(SEARCH_ORDER)
+                cursor = resources.find(page_filter(query, joins), _WITHOUT_INDEX).sort(
+                    SEARCH_ORDER)
                 found = await cursor.skip(max(query.offset, 0)).limit(query.count).to_list(None)
-            total = (await resources.count_documents(search_filter(query))
+            total = (await resources.count_documents(search_filter(query, joins))
                      if query.want_total else None)
         return SearchPage(tuple(stored_version(document) for document in found), total)
 

@@ -3,6 +3,11 @@
 The SQL text is assembled only from fixed fragments of this module; every value that comes from
 a query travels as a bound parameter, so user input is always matched literally. A query's
 shape (not its values) decides its text, which keeps sqlite3's statement cache effective.
+
+A clause is compiled against a resources row (``Row``): the searched resource, or the target of
+a chain, or the source of a ``_has``, each with its own alias. Of the clauses on one row, at most
+one drives (``row.rid IN (…)``, read from an index first); the others are correlated probes of
+that row (``EXISTS``) — see ``_driving_clause``.
 """
 
 from __future__ import annotations
@@ -12,14 +17,25 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from fhir_server.storage.query import (
+    ChainClause,
     Clause,
+    HasClause,
     HistoryQuery,
     IdClause,
     LastUpdatedClause,
+    MissingClause,
+    RangeClause,
+    RangeTest,
+    ReferenceClause,
+    ReferenceValue,
     SearchQuery,
+    StringClause,
+    TextClause,
     TokenClause,
     TokenValue,
+    UriClause,
 )
+from fhir_server.storage.sqlite.index_tables import INDEX_TABLES
 
 VERSION_COLUMNS = "resource_type, id, version, last_updated, method, body"
 """Selected in the order of ``StoredVersion``'s fields, so a row builds one positionally."""
@@ -41,8 +57,40 @@ class CompiledSearch:
     total: Sql | None
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """The ``resources`` row clauses are compiled against: its alias, its type when known, and
+    how deep it sits in chains and ``_has`` (which keeps nested aliases distinct)."""
+
+    alias: str
+    resource_type: str | None
+    depth: int = 0
+
+    def nested(self, role: str, resource_type: str) -> Row:
+        return Row(f"{role}{self.depth + 1}", resource_type, self.depth + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Entries:
+    """The rows of one index table meeting all ``conditions``: what one clause value matches."""
+
+    table: str
+    conditions: tuple[Sql, ...]
+
+
 TRUE = Sql("1")
 FALSE = Sql("0")
+
+_OPERATORS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+_RANGE_COLUMNS = {"low": "low", "high": "high"}
+_RANGE_TABLES = {"date": "idx_date", "number": "idx_number", "quantity": "idx_quantity"}
+_SELF_AND_PREFIXES = ("WITH RECURSIVE prefixes (p) AS (SELECT ? UNION ALL "
+                      "SELECT substr(p, 1, length(p) - 1) FROM prefixes WHERE length(p) > 1) "
+                      "SELECT p FROM prefixes")
+"""A value and each of its non-empty prefixes, for ``:above`` (the value starts with the entry)."""
+
+_ID_RANK = -1
+"""Ids drive whenever they are given; the ranks of the other clauses are in ``_drive_rank``."""
 
 
 def all_of(conditions: Sequence[Sql]) -> Sql:
@@ -94,92 +142,317 @@ def compile_history(query: HistoryQuery) -> Sql:
 
 
 def _search_filters(query: SearchQuery) -> list[Sql]:
-    filters = [Sql("r.body IS NOT NULL")]
-    if query.resource_type is not None:
-        filters.append(Sql("r.resource_type = ?", (query.resource_type,)))
-    driver = _driving_clause(query.where)
-    filters.extend(_clause(clause, drives=clause is driver) for clause in query.where)
+    row = Row("r", query.resource_type)
+    return [*_live_row(row), *_row_filters(query.where, row, may_drive=True)]
+
+
+def _live_row(row: Row) -> list[Sql]:
+    """The row is a current, non-deleted resource (of its type, when known)."""
+    filters = [Sql(f"{row.alias}.body IS NOT NULL")]
+    if row.resource_type is not None:
+        filters.append(Sql(f"{row.alias}.resource_type = ?", (row.resource_type,)))
     return filters
 
 
-def _driving_clause(clauses: Sequence[Clause]) -> TokenClause | None:
-    """The token clause whose matches the search starts from, if any.
+def _row_filters(clauses: Sequence[Clause], row: Row, *, may_drive: bool) -> list[Sql]:
+    """Every clause on ``row``; one of them drives when the row is not already fixed."""
+    driver = _driving_clause(clauses, row) if may_drive else None
+    return [_clause(clause, row, drives=position == driver)
+            for position, clause in enumerate(clauses)]
+
+
+def _driving_clause(clauses: Sequence[Clause], row: Row) -> int | None:
+    """The position of the clause whose matches the row is read from, if any clause can drive.
 
     Only one clause can drive: SQLite reads an uncorrelated ``IN (subquery)`` it does not drive
-    from into a temporary list in full, so the other token clauses are correlated probes
-    (``EXISTS`` on the full index key, rid included). When ids are given they drive instead.
-    Among positive token clauses, the one whose values are the most specific wins (system and
-    code, then code alone, then neither), the first on a tie.
+    from into a temporary list in full, so the other clauses are correlated probes (``EXISTS``
+    on the full index key, rid included). The lowest ``_drive_rank`` wins, the first on a tie.
+    Inside a correlated probe (a chain or ``_has`` that does not drive) the row is fixed by the
+    join already, so nothing there drives.
     """
-    if any(isinstance(clause, IdClause) for clause in clauses):
-        return None
-    candidates = [clause for clause in clauses
-                  if isinstance(clause, TokenClause) and not clause.negate and clause.values]
-    return min(candidates, key=_vagueness, default=None)
+    best = _best_driver(clauses, row)
+    return None if best is None else best[1]
 
 
-def _vagueness(clause: TokenClause) -> int:
-    return max(0 if value.system and value.code is not None else 1 if value.code is not None
-               else 2 for value in clause.values)
+def _best_driver(clauses: Sequence[Clause], row: Row) -> tuple[int, int] | None:
+    """(rank, position) of the lowest-ranked clause that can drive, the first on a tie."""
+    ranked = [(rank, position) for position, clause in enumerate(clauses)
+              if (rank := _drive_rank(clause, row)) is not None]
+    return min(ranked) if ranked else None
 
 
-def _clause(clause: Clause, *, drives: bool) -> Sql:
+def _drive_rank(clause: Clause, row: Row) -> int | None:
+    """How narrow the index range a clause reads is expected to be (lower is narrower); None
+    when it cannot drive (negated, ``:contains``, ``:missing``, no values)."""
     match clause:
         case IdClause():
-            return _id_clause(clause)
-        case TokenClause():
-            return _token_clause(clause, drives=drives)
+            return _ID_RANK
+        case TokenClause(values=values, negate=False) if values:
+            return max(_token_rank(value) for value in values)
+        case ReferenceClause(values=values) if values:
+            return max(_reference_rank(value) for value in values)
+        case StringClause(values=values, mode=mode) if values and mode != "contains":
+            return 0 if mode == "exact" else 2
+        case UriClause(values=values, mode=mode) if values:
+            return 0 if mode == "exact" else 2
+        case TextClause(values=values) if values:
+            return 2
+        case RangeClause(tests=tests, negate=False) if tests:
+            return 3
+        case ChainClause(where=where):
+            return _hop_rank(where, row.nested("t", clause.target_type))
+        case HasClause(where=where) if row.resource_type is not None:
+            return _hop_rank(where, row.nested("s", clause.source_type))
+        case _:
+            return None
+
+
+def _token_rank(value: TokenValue) -> int:
+    if value.system and value.code is not None:
+        return 0
+    return 1 if value.code is not None else 4
+
+
+def _reference_rank(value: ReferenceValue) -> int:
+    if value.url is not None or (value.target_type and value.target_id is not None):
+        return 0
+    return 1 if value.target_id is not None else 4
+
+
+def _hop_rank(where: Sequence[Clause], row: Row) -> int | None:
+    """A chain or ``_has`` drives through its own driving clause, one join further away."""
+    best = _best_driver(where, row)
+    return None if best is None else max(best[0], 0) + 1
+
+
+def _clause(clause: Clause, row: Row, *, drives: bool) -> Sql:
+    match clause:
+        case IdClause():
+            return _id_clause(clause, row)
         case LastUpdatedClause():
-            return _last_updated_clause(clause)
+            return _last_updated_clause(clause, row)
+        case TokenClause():
+            return _entry_clause(_token_entries(clause), row, drives=drives,
+                                 negate=clause.negate)
+        case TextClause():
+            return _entry_clause(_text_entries(clause), row, drives=drives)
+        case StringClause():
+            return _entry_clause(_string_entries(clause), row, drives=drives)
+        case RangeClause():
+            return _entry_clause(_range_entries(clause), row, drives=drives,
+                                 negate=clause.negate)
+        case ReferenceClause():
+            return _entry_clause(_reference_entries(clause), row, drives=drives)
+        case UriClause():
+            return _entry_clause(_uri_entries(clause), row, drives=drives)
+        case MissingClause():
+            return _entry_clause(_any_entries(clause.param), row, drives=False,
+                                 negate=clause.missing)
+        case ChainClause():
+            return _chain_clause(clause, row, drives=drives)
+        case HasClause():
+            return _has_clause(clause, row, drives=drives)
         case _:
             assert_never(clause)
 
 
-def _id_clause(clause: IdClause) -> Sql:
+def _id_clause(clause: IdClause, row: Row) -> Sql:
     if not clause.ids:
         return FALSE
-    return Sql(f"r.id IN ({_marks(clause.ids)})", clause.ids)
+    return Sql(f"{row.alias}.id IN ({_marks(clause.ids)})", clause.ids)
 
 
-def _token_clause(clause: TokenClause, *, drives: bool) -> Sql:
-    """Resources with an entry matching one of the values (or with none, when negated)."""
-    if not clause.values:
-        return TRUE if clause.negate else FALSE
-    matches = [_token_match(clause.param, value, correlated=not drives)
-               for value in clause.values]
-    union = " UNION ALL ".join(m.text for m in matches)
-    params = tuple(param for m in matches for param in m.params)
-    if drives:
-        return Sql(f"r.rid IN ({union})", params)
-    return Sql(f"{'NOT EXISTS' if clause.negate else 'EXISTS'} ({union})", params)
-
-
-def _token_match(param: str, value: TokenValue, *, correlated: bool) -> Sql:
-    """Entries of ``param`` matching one token value (of the outer row, when correlated)."""
-    conditions = ["param = ?"]
-    params: list[object] = [param]
-    if value.system == "":
-        conditions.append("system IS NULL")
-    elif value.system is not None:
-        conditions.append("system = ?")
-        params.append(value.system)
-    if value.code is not None:
-        conditions.append("code = ?")
-        params.append(value.code)
-    if correlated:
-        conditions.append("rid = r.rid")
-    return Sql(f"SELECT rid FROM idx_token WHERE {' AND '.join(conditions)}", tuple(params))
-
-
-def _last_updated_clause(clause: LastUpdatedClause) -> Sql:
+def _last_updated_clause(clause: LastUpdatedClause, row: Row) -> Sql:
     bounds: list[Sql] = []
     if clause.low is not None:
         operator = ">=" if clause.low_inclusive else ">"
-        bounds.append(Sql(f"r.last_updated {operator} ?", (clause.low,)))
+        bounds.append(Sql(f"{row.alias}.last_updated {operator} ?", (clause.low,)))
     if clause.high is not None:
         operator = "<=" if clause.high_inclusive else "<"
-        bounds.append(Sql(f"r.last_updated {operator} ?", (clause.high,)))
+        bounds.append(Sql(f"{row.alias}.last_updated {operator} ?", (clause.high,)))
     return all_of(bounds)
+
+
+def _entry_clause(matches: Sequence[Entries], row: Row, *, drives: bool,
+                  negate: bool = False) -> Sql:
+    """The row has an entry among ``matches`` (none, when ``negate``).
+
+    Each match is one ``UNION ALL`` branch, using its own index: a driving clause selects the
+    matching rids, a probe checks the entries of this row only.
+    """
+    if not matches:
+        return TRUE if negate else FALSE
+    params = tuple(param for match in matches for c in match.conditions for param in c.params)
+    if drives and not negate:
+        union = " UNION ALL ".join(f"SELECT rid FROM {match.table} WHERE {_and(match)}"
+                                   for match in matches)
+        return Sql(f"{row.alias}.rid IN ({union})", params)
+    union = " UNION ALL ".join(
+        f"SELECT rid FROM {match.table} WHERE {_and(match)} AND rid = {row.alias}.rid"
+        for match in matches)
+    return Sql(f"{'NOT EXISTS' if negate else 'EXISTS'} ({union})", params)
+
+
+def _and(match: Entries) -> str:
+    return " AND ".join(condition.text for condition in match.conditions)
+
+
+def _token_entries(clause: TokenClause) -> list[Entries]:
+    return [_token_match(clause.param, value) for value in clause.values]
+
+
+def _token_match(param: str, value: TokenValue) -> Entries:
+    conditions = [Sql("param = ?", (param,))]
+    if value.system == "":
+        conditions.append(Sql("system IS NULL"))
+    elif value.system is not None:
+        conditions.append(Sql("system = ?", (value.system,)))
+    if value.code is not None:
+        conditions.append(Sql("code = ?", (value.code,)))
+    return Entries("idx_token", tuple(conditions))
+
+
+def _text_entries(clause: TextClause) -> list[Entries]:
+    return [Entries("idx_token", (Sql("param = ?", (clause.param,)), _starts_with("text", text)))
+            for text in clause.values]
+
+
+def _string_entries(clause: StringClause) -> list[Entries]:
+    param = Sql("param = ?", (clause.param,))
+    match clause.mode:
+        case "prefix":
+            tests = [_starts_with("normalized", value) for value in clause.values]
+        case "contains":
+            tests = [Sql("instr(normalized, ?) > 0", (value,)) for value in clause.values]
+        case "exact":
+            tests = [Sql("exact = ?", (value,)) for value in clause.values]
+        case _:
+            assert_never(clause.mode)
+    return [Entries("idx_string", (param, test)) for test in tests]
+
+
+def _range_entries(clause: RangeClause) -> list[Entries]:
+    table = _RANGE_TABLES[clause.kind]
+    return [Entries(table, (Sql("param = ?", (clause.param,)),
+                            *_range_test(test, quantity=clause.kind == "quantity")))
+            for test in clause.tests]
+
+
+def _range_test(test: RangeTest, *, quantity: bool) -> list[Sql]:
+    """All bounds on one entry, plus its unit's system and code for a quantity."""
+    conditions = [Sql(f"{_RANGE_COLUMNS[bound.field]} {_OPERATORS[bound.op]} ?", (bound.value,))
+                  for bound in test.bounds]
+    if quantity and test.system is not None:
+        conditions.append(Sql("system = ?", (test.system,)))
+    if quantity and test.code is not None:
+        conditions.append(Sql("code = ?", (test.code,)))
+    return conditions
+
+
+def _reference_entries(clause: ReferenceClause) -> list[Entries]:
+    return [_reference_match(clause.param, value) for value in clause.values]
+
+
+def _reference_match(param: str, value: ReferenceValue) -> Entries:
+    conditions = [Sql("param = ?", (param,))]
+    if value.url is not None:
+        conditions.append(Sql("url = ?", (value.url,)))
+    if value.target_id is not None:
+        conditions.append(Sql("target_id = ?", (value.target_id,)))
+    if value.target_type is not None:
+        conditions.append(Sql("target_type = ?", (value.target_type,)))
+    return Entries("idx_reference", tuple(conditions))
+
+
+def _uri_entries(clause: UriClause) -> list[Entries]:
+    param = Sql("param = ?", (clause.param,))
+    match clause.mode:
+        case "exact":
+            tests = [Sql("value = ?", (value,)) for value in clause.values]
+        case "below":
+            tests = [_starts_with("value", value) for value in clause.values]
+        case "above":
+            tests = [Sql(f"value IN ({_SELF_AND_PREFIXES})", (value,)) for value in clause.values]
+        case _:
+            assert_never(clause.mode)
+    return [Entries("idx_uri", (param, test)) for test in tests]
+
+
+def _any_entries(param: str) -> list[Entries]:
+    """Entries of ``param`` in every index table (a clause that does not know the param's type)."""
+    return [Entries(table.name, (Sql("param = ?", (param,)),)) for table in INDEX_TABLES]
+
+
+def _starts_with(column: str, prefix: str) -> Sql:
+    """``column`` starts with ``prefix``, as a range an index can seek: [prefix, successor).
+
+    Text compares by UTF-8 bytes, which is code point order, so the strings starting with the
+    prefix are exactly those from the prefix up to (excluding) its successor.
+    """
+    upper = _successor(prefix)
+    if upper is None:
+        return Sql(f"{column} >= ?", (prefix,))
+    return Sql(f"{column} >= ? AND {column} < ?", (prefix, upper))
+
+
+def _successor(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix``; None when there is none."""
+    for end in range(len(prefix) - 1, -1, -1):
+        point = ord(prefix[end]) + 1
+        if 0xD800 <= point <= 0xDFFF:  # surrogates are not text: skip to the next code point
+            point = 0xE000
+        if point <= 0x10FFFF:
+            return prefix[:end] + chr(point)
+    return None
+
+
+def _chain_clause(clause: ChainClause, row: Row, *, drives: bool) -> Sql:
+    """Some ``param`` reference of the row designates a live ``target_type`` resource meeting
+    every inner clause.
+
+    Driving, it starts from the targets (found through their own driving clause) and follows
+    the references back to the rows; probing, it follows this row's references to the targets.
+    """
+    target = row.nested("t", clause.target_type)
+    t, link = target.alias, f"c{target.depth}"
+    if drives:
+        inner = all_of([*_live_row(target),
+                        *_row_filters(clause.where, target, may_drive=True)])
+        return Sql(f"{row.alias}.rid IN (SELECT {link}.rid FROM resources AS {t} "
+                   f"JOIN idx_reference AS {link} ON {link}.param = ? "
+                   f"AND {link}.target_id = {t}.id AND {link}.target_type = {t}.resource_type "
+                   f"WHERE {inner.text})", (clause.param, *inner.params))
+    inner = all_of([Sql(f"{link}.rid = {row.alias}.rid AND {link}.param = ? "
+                        f"AND {link}.target_type = ?", (clause.param, clause.target_type)),
+                    Sql(f"{t}.body IS NOT NULL"),
+                    *_row_filters(clause.where, target, may_drive=False)])
+    return Sql(f"EXISTS (SELECT 1 FROM idx_reference AS {link} JOIN resources AS {t} "
+               f"ON {t}.resource_type = {link}.target_type AND {t}.id = {link}.target_id "
+               f"WHERE {inner.text})", inner.params)
+
+
+def _has_clause(clause: HasClause, row: Row, *, drives: bool) -> Sql:
+    """Some live ``source_type`` resource meeting every inner clause has a ``param`` reference
+    designating the row.
+
+    Driving (the row's type is known), it starts from the sources and yields the ids they
+    designate; probing, it looks up the references to this row's type and id.
+    """
+    source = row.nested("s", clause.source_type)
+    s, link = source.alias, f"h{source.depth}"
+    if drives and row.resource_type is not None:
+        inner = all_of([*_live_row(source),
+                        *_row_filters(clause.where, source, may_drive=True)])
+        return Sql(f"{row.alias}.id IN (SELECT {link}.target_id FROM resources AS {s} "
+                   f"JOIN idx_reference AS {link} ON {link}.rid = {s}.rid "
+                   f"AND {link}.param = ? AND {link}.target_type = ? WHERE {inner.text})",
+                   (clause.param, row.resource_type, *inner.params))
+    inner = all_of([Sql(f"{link}.param = ? AND {link}.target_id = {row.alias}.id "
+                        f"AND {link}.target_type = {row.alias}.resource_type", (clause.param,)),
+                    *_live_row(source),
+                    *_row_filters(clause.where, source, may_drive=False)])
+    return Sql(f"EXISTS (SELECT 1 FROM idx_reference AS {link} JOIN resources AS {s} "
+               f"ON {s}.rid = {link}.rid WHERE {inner.text})", inner.params)
 
 
 def _marks(values: Iterable[object]) -> str:

@@ -2,7 +2,9 @@
 
 The schema version lives in ``PRAGMA user_version``. ``prepare_database`` creates every table and
 index of a new file in one transaction, accepts a file at the current version as it is, and
-refuses a file written by a newer schema.
+refuses a file written by a newer schema. An older file is brought up to date the same way: every
+statement is ``CREATE … IF NOT EXISTS``, so only what is missing gets created (version 2 added
+the lookup indexes on token text, exact strings and number highs).
 
 The new file also gets fixed planner statistics (``sqlite_stat1``) describing a large database,
 so SQLite picks the same index-driven plans on a file of ten rows as on one of ten million
@@ -18,7 +20,7 @@ from pathlib import Path
 from fhir_server.storage.protocol import StoreUnavailable
 from fhir_server.storage.sqlite.index_tables import INDEX_TABLES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 BUSY_TIMEOUT_SECONDS = 5.0
 CACHED_STATEMENTS = 256
