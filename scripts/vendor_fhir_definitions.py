@@ -7,6 +7,13 @@ so the copy stays small. Run from the repository root:
 
 The output is deterministic (sorted keys, fixed gzip mtime), so a regeneration with unchanged
 input produces no diff.
+
+The source copy is not pure 4.0.1: it carries later or vendor additions (a 4.3.0 resource,
+SubscriptionStatus; a 5.0.0 search parameter; R5 elements on ResearchStudy, DeviceDefinition and
+Binary; Meta.project/author/account/… of one server vendor). They are removed here, so the
+server neither accepts nor advertises anything that is not FHIR R4: definitions whose version is
+not 4.0.1, elements that the official R4 JSON schema (fhir.schema.json) does not have, and the
+listed Meta additions, which the source's schema copy carries too.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ TARGET = Path(__file__).resolve().parents[1] / "fhir_server" / "definitions" / "
 # Element keys that only carry prose or mappings: nothing in the server reads them.
 _DROP_ELEMENT_KEYS = {"definition", "comment", "requirements", "mapping", "alias", "example",
                       "isModifierReason", "meaningWhenMissing", "orderMeaning"}
+_NON_R4_META = {"Meta.project", "Meta.author", "Meta.onBehalfOf", "Meta.account", "Meta.accounts",
+                 "Meta.compartment"}
+_R4 = "4.0.1"
 _DROP_RESOURCE_KEYS = {"text", "mapping", "contact", "copyright", "purpose", "description",
                        "publisher", "jurisdiction", "useContext"}
 
@@ -41,12 +51,64 @@ def _slim_element(element: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
-def _slim_structure_definition(sd: dict[str, Any]) -> dict[str, Any]:
+class _Schema:
+    """The official R4 JSON schema, to tell which element paths FHIR R4 really defines."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._definitions: dict[str, Any] = schema["definitions"]
+
+    def _property(self, definition: str, name: str) -> dict[str, Any] | None:
+        properties = self._definitions.get(definition, {}).get("properties", {})
+        if name.endswith("[x]"):
+            stem = name[:-3]
+            return next((v for k, v in properties.items()
+                         if k.startswith(stem) and k[len(stem):][:1].isupper()), None)
+        found: dict[str, Any] | None = properties.get(name)
+        return found
+
+    def describes(self, type_name: str) -> bool:
+        """Whether the schema lists the type's elements (not for primitives, abstract types)."""
+        return "properties" in self._definitions.get(type_name, {})
+
+    def defines(self, path: str) -> bool:
+        """Whether ``Type.a.b`` exists in R4, following backbone definitions (``Type_A``)."""
+        parts = path.split(".")
+        definition = parts[0]
+        for name in parts[1:]:
+            prop = self._property(definition, name)
+            if prop is None:
+                return False
+            ref = prop.get("$ref") or prop.get("items", {}).get("$ref") or ""
+            definition = ref.rsplit("/", 1)[-1]
+            if "_" not in definition:
+                return True
+        return True
+
+
+def _r4_elements(elements: list[dict[str, Any]], schema: _Schema) -> list[dict[str, Any]]:
+    """The elements R4 defines (the non-R4 ones and their descendants left out)."""
+    if not elements or not schema.describes(elements[0]["path"]):
+        return elements
+    dropped: list[str] = []
+    kept = []
+    for element in elements:
+        path = element["path"]
+        if any(path == d or path.startswith(d + ".") for d in dropped):
+            continue
+        if "." in path and (path in _NON_R4_META or not schema.defines(path)):
+            dropped.append(path)
+            continue
+        kept.append(element)
+    return kept
+
+
+def _slim_structure_definition(sd: dict[str, Any], schema: _Schema) -> dict[str, Any]:
     slim = {k: v for k, v in sd.items() if k not in _DROP_RESOURCE_KEYS}
     slim.pop("extension", None)
     for part in ("snapshot", "differential"):
         if part in slim:
-            slim[part] = {"element": [_slim_element(e) for e in slim[part]["element"]]}
+            elements = _r4_elements(slim[part]["element"], schema)
+            slim[part] = {"element": [_slim_element(e) for e in elements]}
     return slim
 
 
@@ -79,14 +141,17 @@ def _write(name: str, data: dict[str, Any]) -> None:
 
 def vendor(source: Path) -> None:
     """Copy and slim the definitions the server uses."""
+    schema = _Schema(_load(source, "fhir.schema"))
     for name in ("profiles-resources", "profiles-types"):
         bundle = _load(source, name)
-        sds = [_slim_structure_definition(e["resource"]) for e in bundle["entry"]
-               if e["resource"]["resourceType"] == "StructureDefinition"]
+        sds = [_slim_structure_definition(e["resource"], schema) for e in bundle["entry"]
+               if e["resource"]["resourceType"] == "StructureDefinition"
+               and e["resource"].get("fhirVersion") == _R4]
         _write(name, _bundle(sds))
     params = _load(source, "search-parameters")
     _write("search-parameters",
-           _bundle([_slim_search_parameter(e["resource"]) for e in params["entry"]]))
+           _bundle([_slim_search_parameter(e["resource"]) for e in params["entry"]
+                    if e["resource"].get("version") == _R4]))
     _write("compartmentdefinition-patient", _load(source, "compartmentdefinition-patient"))
     version = (source / "version.info").read_text(encoding="utf-8")
     (TARGET / "version.info").write_text(version, encoding="utf-8")

@@ -11,22 +11,10 @@ from fhir_server.engine.resource_types import known_types
 from fhir_server.engine.search_request import supported_parameters
 from fhir_server.types import ResourceDict
 
-_PARAM_DOCS = {
-    "_id": ("http://hl7.org/fhir/SearchParameter/Resource-id", "token"),
-    "_lastUpdated": ("http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "date"),
-    "identifier": ("", "token"),
-}
-
 
 def _search_params(resource_type: str) -> list[ResourceDict]:
-    params = []
-    for name in supported_parameters(resource_type):
-        definition, kind = _PARAM_DOCS[name]
-        entry: ResourceDict = {"name": name, "type": kind}
-        if definition:
-            entry["definition"] = definition
-        params.append(entry)
-    return params
+    return [{"name": p.name, "definition": p.definition, "type": p.type}
+            for p in supported_parameters(resource_type)]
 
 
 @cache

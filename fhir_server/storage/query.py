@@ -45,6 +45,13 @@ class LastUpdatedClause:
 
 
 @dataclass(frozen=True, slots=True)
+class TypeClause:
+    """``_type`` at system level: the resource is of one of ``types``."""
+
+    types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TextClause:
     """``:text`` on a token: the entry's normalised text starts with one of ``values``."""
 
@@ -150,7 +157,8 @@ class HasClause:
     where: tuple[Clause, ...]
 
 
-Clause: TypeAlias = (IdClause | TokenClause | LastUpdatedClause | TextClause | StringClause
+Clause: TypeAlias = (IdClause | TypeClause | TokenClause | LastUpdatedClause | TextClause
+                     | StringClause
                      | RangeClause | ReferenceClause | UriClause | MissingClause | ChainClause
                      | HasClause)
 

@@ -14,12 +14,21 @@ async def test_metadata_lists_every_type_and_interaction(api: Api) -> None:
     assert "application/fhir+json" in statement["format"]
     rest = statement["rest"][0]
     types = {r["type"] for r in rest["resource"]}
-    assert types == set(resource_types()) and len(types) == 147
+    assert types == set(resource_types()) and len(types) == 146
+    assert "SubscriptionStatus" not in types
     patient = next(r for r in rest["resource"] if r["type"] == "Patient")
     codes = {i["code"] for i in patient["interaction"]}
     assert codes == {"read", "vread", "update", "patch", "delete", "history-instance",
                      "history-type", "create", "search-type"}
-    assert {p["name"] for p in patient["searchParam"]} == {"_id", "_lastUpdated", "identifier"}
+    params = {p["name"]: p for p in patient["searchParam"]}
+    assert {"_id", "_lastUpdated", "identifier", "name", "family", "birthdate", "gender",
+            "general-practitioner", "_tag", "_profile"} <= set(params)
+    assert params["birthdate"]["type"] == "date"
+    assert params["general-practitioner"]["type"] == "reference"
+    assert params["name"]["definition"] == "http://hl7.org/fhir/SearchParameter/Patient-name"
+    observation = next(r for r in rest["resource"] if r["type"] == "Observation")
+    composites = {"code-value-quantity", "combo-code-value-quantity"}
+    assert not composites & {p["name"] for p in observation["searchParam"]}
     assert {i["code"] for i in rest["interaction"]} == {
         "transaction", "batch", "search-system", "history-system"}
     assert statement["implementation"]["url"] == "http://test/fhir"

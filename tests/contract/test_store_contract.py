@@ -23,6 +23,7 @@ from fhir_server.storage.query import (
     SearchQuery,
     TokenClause,
     TokenValue,
+    TypeClause,
 )
 
 NIR = "urn:oid:1.2.250.1.213.1.4.8"
@@ -317,3 +318,14 @@ async def test_consumption_is_recorded_once(store: Store) -> None:
 async def test_close_is_idempotent(store: Store) -> None:
     await store.close()
     await store.close()
+
+
+async def test_search_restricted_to_several_types(store: Store) -> None:
+    await store.commit([change("Patient", "a", 1, instant(1)),
+                        change("Observation", "b", 1, instant(2)),
+                        change("Practitioner", "c", 1, instant(3))])
+    page = await store.search(SearchQuery(None, (TypeClause(("Patient", "Practitioner")),),
+                                          want_total=True))
+    assert [(m.resource_type, m.id) for m in page.matches] == [("Patient", "a"),
+                                                                ("Practitioner", "c")]
+    assert page.total == 2

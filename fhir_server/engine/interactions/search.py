@@ -10,14 +10,24 @@ from fhir_server.engine.bundles import CURSOR_PARAM, page_links, parse_count, re
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.resource_types import require_type
 from fhir_server.engine.search_request import RESULT_PARAMETERS, parse_search
+from fhir_server.engine.summary import apply_elements, apply_summary
 from fhir_server.engine.writing import plaintext_body
 from fhir_server.errors import ErrorCode, FhirError, Issue, IssueType
 from fhir_server.outcome import outcome_of_issues
-from fhir_server.storage.query import SearchQuery
+from fhir_server.storage.query import SearchQuery, TypeClause
 from fhir_server.types import ResourceDict
 
-_HANDLED_RESULT_PARAMS = frozenset({"_count", "_total", "_summary", "_offset", "_format",
-                                    "_pretty", CURSOR_PARAM})
+_HANDLED_RESULT_PARAMS = frozenset({"_count", "_total", "_summary", "_elements", "_offset",
+                                    "_format", "_pretty", CURSOR_PARAM})
+
+
+def _shaped(resource: ResourceDict, summary: str | None, elements: str | None) -> ResourceDict:
+    """A match as ``_summary`` and ``_elements`` ask for it."""
+    if summary is not None:
+        resource = apply_summary(resource, summary)
+    if elements is not None:
+        resource = apply_elements(resource, elements)
+    return resource
 
 
 def _offset(params: Sequence[tuple[str, str]], ctx: EngineContext) -> int:
@@ -45,9 +55,11 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
         require_type(resource_type)
     path = resource_type or ""
     page = resume(ctx, path, params)
-    parsed = parse_search(resource_type, page.params, ctx.indexer)
+    parsed = parse_search(resource_type, page.params, ctx.indexer, base_url=base_url)
     unsupported = [n for n, _ in page.params
-                   if n in RESULT_PARAMETERS and n not in _HANDLED_RESULT_PARAMS]
+                   if n.split(":")[0] in RESULT_PARAMETERS
+                   and n.split(":")[0] not in _HANDLED_RESULT_PARAMS]
+    clauses = parsed.clauses + ((TypeClause(parsed.types),) if parsed.types else ())
     ignored = [*parsed.unknown, *unsupported]
     if ignored and strict:
         raise FhirError(ErrorCode.BAD_PARAMETER,
@@ -60,7 +72,7 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
     after = tuple(str(k) for k in page.keyset) if page.keyset is not None else None
     want_total = summary == "count" or total_mode in ("accurate", "estimate")
     result = await ctx.store.search(SearchQuery(
-        resource_type, parsed.clauses, count=0 if summary == "count" else count + 1,
+        resource_type, clauses, count=0 if summary == "count" else count + 1,
         offset=offset, after=(after[0], after[1], after[2]) if after else None,
         want_total=want_total))
     shown = result.matches[:count]
@@ -80,9 +92,11 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
         total = len(shown)
     if total is not None and total_mode != "none":
         bundle["total"] = total
+    elements = _last(page.params, "_elements")
     entries: list[ResourceDict] = [
         {"fullUrl": f"{base_url}/{m.resource_type}/{m.id}",
-         "resource": orjson.loads(plaintext_body(ctx, m)), "search": {"mode": "match"}}
+         "resource": _shaped(orjson.loads(plaintext_body(ctx, m)), summary, elements),
+         "search": {"mode": "match"}}
         for m in ([] if summary == "count" else shown)]
     if ignored:
         warning = outcome_of_issues([Issue(

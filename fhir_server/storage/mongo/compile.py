@@ -46,6 +46,7 @@ from fhir_server.storage.query import (
     TextClause,
     TokenClause,
     TokenValue,
+    TypeClause,
     UriClause,
 )
 
@@ -106,6 +107,8 @@ def clause_filter(clause: Clause, joins: Joins = NO_JOINS) -> Document:
     match clause:
         case IdClause(ids):
             return {"id": {"$in": list(ids)}}
+        case TypeClause(types):
+            return {"type": {"$in": list(types)}}
         case TokenClause(param, values, negate):
             matching = _any_of([_entry(param, TOKEN, _token_condition(value))
                                 for value in values])

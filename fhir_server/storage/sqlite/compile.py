@@ -33,6 +33,7 @@ from fhir_server.storage.query import (
     TextClause,
     TokenClause,
     TokenValue,
+    TypeClause,
     UriClause,
 )
 from fhir_server.storage.sqlite.index_tables import INDEX_TABLES
@@ -231,6 +232,9 @@ def _clause(clause: Clause, row: Row, *, drives: bool) -> Sql:
             return _id_clause(clause, row)
         case LastUpdatedClause():
             return _last_updated_clause(clause, row)
+        case TypeClause(types=types):
+            marks = ", ".join("?" * len(types))
+            return Sql(f"{row.alias}.resource_type IN ({marks})" if types else "0", tuple(types))
         case TokenClause():
             return _entry_clause(_token_entries(clause), row, drives=drives,
                                  negate=clause.negate)

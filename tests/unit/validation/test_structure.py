@@ -536,8 +536,17 @@ def test_every_type_reports_each_missing_required_element(validator: StructureVa
         assert issues[0].expression[0].startswith(f"{resource_type}.")
 
 
-def test_there_are_147_resource_types() -> None:
-    assert len(resource_types()) == 147
+def test_there_are_146_r4_resource_types() -> None:
+    assert len(resource_types()) == 146
+    assert "SubscriptionStatus" not in resource_types()  # R4B, not R4
+
+
+def test_non_r4_elements_are_refused() -> None:
+    """The shared copy of the definitions carried later and vendor elements: R4 has none."""
+    for resource in ({"resourceType": "Patient", "meta": {"project": "x"}},
+                     {"resourceType": "Binary", "contentType": "text/plain", "url": "http://x"},
+                     {"resourceType": "ResearchStudy", "status": "active", "name": "x"}):
+        assert validate_structure(resource), resource
 
 
 # --- property: an unknown key anywhere is always reported --------------------------------------

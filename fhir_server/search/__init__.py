@@ -1,0 +1,1 @@
+"""FHIR search: the parameter registry, value extraction into index entries, query parsing."""

@@ -1,0 +1,117 @@
+"""Token values → ``TokenEntry`` (system, code, normalised text).
+
+- Coding: (system, code, display); CodeableConcept: each coding, plus (None, None, text) for
+  ``:text`` when it has a text;
+- Identifier: (system, value, type.text), the value blind-indexed for a sensitive system; and for
+  ``:of-type`` one ``{code}:of-type`` entry per type coding, code ``{type code}|{value}``;
+- ContactPoint: (None, value); code, string, id, uri primitives: (None, value);
+  boolean: (None, "true" / "false").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_server.search.values import Converter, IdentifierProtection, normalized_text, text_of
+from fhir_server.storage.index import IndexEntry, TokenEntry
+
+_PRIMITIVES = frozenset({"code", "string", "id", "uri", "url", "canonical", "oid", "uuid",
+                         "markdown"})
+_CONTACT_POINT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
+
+
+def converter(value_type: str | None, protection: IdentifierProtection) -> Converter | None:
+    """The token converter for values of one FHIR type (None: decided per value)."""
+    if value_type == "Identifier":
+        return _identifier_converter(protection)
+    simple: dict[str | None, Converter] = {
+        "Coding": add_coding, "CodeableConcept": add_codeable_concept,
+        "ContactPoint": add_contact_point, "boolean": add_boolean,
+    }
+    if value_type in simple:
+        return simple[value_type]
+    if value_type in _PRIMITIVES:
+        return add_primitive
+    if value_type is None:
+        return _any_value_converter(protection)
+    return None
+
+
+def add_coding(code: str, value: Any, out: list[IndexEntry]) -> None:
+    if type(value) is not dict:
+        return
+    token = text_of(value.get("code"))
+    display = text_of(value.get("display"))
+    if token is None and display is None:
+        return
+    out.append(TokenEntry(code, text_of(value.get("system")), token,
+                          normalized_text(display) if display else None))
+
+
+def add_codeable_concept(code: str, value: Any, out: list[IndexEntry]) -> None:
+    if type(value) is not dict:
+        return
+    codings = value.get("coding")
+    if type(codings) is list:
+        for coding in codings:
+            add_coding(code, coding, out)
+    text = text_of(value.get("text"))
+    if text is not None:
+        out.append(TokenEntry(code, None, None, normalized_text(text)))
+
+
+def add_contact_point(code: str, value: Any, out: list[IndexEntry]) -> None:
+    if type(value) is dict and (number := text_of(value.get("value"))) is not None:
+        out.append(TokenEntry(code, None, number))
+
+
+def add_boolean(code: str, value: Any, out: list[IndexEntry]) -> None:
+    if isinstance(value, bool):
+        out.append(TokenEntry(code, None, "true" if value else "false"))
+
+
+def add_primitive(code: str, value: Any, out: list[IndexEntry]) -> None:
+    if isinstance(value, str) and value:
+        out.append(TokenEntry(code, None, value))
+
+
+def _identifier_converter(protection: IdentifierProtection) -> Converter:
+    def add_identifier(code: str, value: Any, out: list[IndexEntry]) -> None:
+        if type(value) is not dict:
+            return
+        raw = text_of(value.get("value"))
+        if raw is None:
+            return
+        system = text_of(value.get("system"))
+        stored = protection.code(system, raw)
+        kind = value.get("type")
+        kind_text = text_of(kind.get("text")) if type(kind) is dict else None
+        out.append(TokenEntry(code, system, stored,
+                              normalized_text(kind_text) if kind_text else None))
+        if type(kind) is dict and type(codings := kind.get("coding")) is list:
+            for coding in codings:
+                if type(coding) is dict and (kind_code := text_of(coding.get("code"))):
+                    out.append(TokenEntry(f"{code}:of-type", text_of(coding.get("system")),
+                                          f"{kind_code}|{stored}"))
+    return add_identifier
+
+
+def _any_value_converter(protection: IdentifierProtection) -> Converter:
+    """For values whose type is only known at run time: told apart by their shape."""
+    add_identifier = _identifier_converter(protection)
+
+    def add_any(code: str, value: Any, out: list[IndexEntry]) -> None:
+        if isinstance(value, bool):
+            add_boolean(code, value, out)
+        elif isinstance(value, str):
+            add_primitive(code, value, out)
+        elif type(value) is dict:
+            if "coding" in value or set(value) == {"text"}:
+                add_codeable_concept(code, value, out)
+            elif "code" in value or "display" in value:
+                add_coding(code, value, out)
+            elif value.get("system") in _CONTACT_POINT_SYSTEMS or "rank" in value:
+                add_contact_point(code, value, out)
+            else:
+                add_identifier(code, value, out)
+    return add_any

@@ -1,0 +1,69 @@
+"""Registry-driven search end to end: every parameter type, chains and _has, on both stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import Api
+from tests.support.factories import NIR_SYSTEM, nir, observation, patient
+
+
+async def _ids(api: Api, path: str, **params: str) -> list[str]:
+    response = await api.client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    bundle: dict[str, Any] = response.json()
+    assert not [e for e in bundle.get("entry", []) if e["search"]["mode"] == "outcome"], bundle
+    return sorted(e["resource"]["id"] for e in bundle.get("entry", []))
+
+
+async def _create(api: Api, resource: dict[str, Any]) -> str:
+    response = await api.client.post(f"/{resource['resourceType']}", json=resource)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def test_string_token_date_and_reference_parameters(api: Api) -> None:
+    number = nir()
+    lea = await _create(api, patient(name=[{"family": "Lefèvre", "given": ["Léa"]}],
+                                     birthDate="1980-03-05",
+                                     identifier=[{"system": NIR_SYSTEM, "value": number}]))
+    tom = await _create(api, patient(name=[{"family": "Martin", "given": ["Tom"]}],
+                                     gender="male", birthDate="2012-07-01"))
+    assert await _ids(api, "/Patient", family="lefe") == [lea]
+    assert await _ids(api, "/Patient", **{"family:exact": "Lefèvre"}) == [lea]
+    assert await _ids(api, "/Patient", **{"name:contains": "art"}) == [tom]
+    assert await _ids(api, "/Patient", gender="male") == [tom]
+    assert await _ids(api, "/Patient", **{"gender:not": "male"}) == [lea]
+    assert await _ids(api, "/Patient", birthdate="1980-03") == [lea]
+    assert await _ids(api, "/Patient", birthdate="ge2000-01-01") == [tom]
+    assert await _ids(api, "/Patient", identifier=f"{NIR_SYSTEM}|{number}") == [lea]
+    obs = await _create(api, observation(f"Patient/{lea}", 38.5))
+    await _create(api, observation(f"Patient/{tom}", 36.9))
+    assert await _ids(api, "/Observation", subject=f"Patient/{lea}") == [obs]
+    assert await _ids(api, "/Observation", patient=lea) == [obs]
+    assert await _ids(api, "/Observation", **{"value-quantity": "gt38"}) == [obs]
+
+
+async def test_chain_has_missing_and_type(api: Api) -> None:
+    number = nir()
+    lea = await _create(api, patient(identifier=[{"system": NIR_SYSTEM, "value": number}]))
+    tom = await _create(api, patient(name=[{"family": "Martin"}]))
+    obs = await _create(api, observation(f"Patient/{lea}"))
+    chained = await _ids(api, "/Observation",
+                         **{"subject:Patient.identifier": f"{NIR_SYSTEM}|{number}"})
+    assert chained == [obs]
+    assert await _ids(api, "/Patient", **{"_has:Observation:subject:code": "8310-5"}) == [lea]
+    assert await _ids(api, "/Patient", **{"general-practitioner:missing": "true"}) == sorted(
+        [lea, tom])
+    both = await api.client.get("", params={"_type": "Patient,Observation", "_count": "10"})
+    kinds = {e["resource"]["resourceType"] for e in both.json()["entry"]}
+    assert kinds == {"Patient", "Observation"}
+
+
+async def test_malformed_and_unknown_parameters(api: Api) -> None:
+    bad = await api.client.get("/Patient", params={"birthdate": "not-a-date"})
+    assert bad.status_code == 400
+    assert "birthdate" in bad.json()["issue"][0]["diagnostics"]
+    strict = await api.client.get("/Observation", params={"code-value-quantity": "x$1"},
+                                  headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400
