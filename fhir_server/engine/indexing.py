@@ -46,3 +46,7 @@ class Indexer:
     def token_code(self, system: str | None, value: str) -> str:
         """The code as stored: the value itself, or its blind index for a sensitive system."""
         return self._protection.code(system, value)
+
+    def contact_point_code(self, value: str) -> str:
+        """A telecom value as stored in the index (its blind index)."""
+        return self._protection.contact_point(value)

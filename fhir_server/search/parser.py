@@ -78,6 +78,8 @@ class TokenCoder(Protocol):
 
     def token_code(self, system: str | None, value: str) -> str: ...
 
+    def contact_point_code(self, value: str) -> str: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Unsupported:
@@ -295,13 +297,24 @@ def _token_clause(ctx: _Context, param: SearchParam, modifier: str,
                            tuple(_of_type_value(ctx, part) for part in parts))
     if modifier not in ("", "not"):
         raise _unsupported_modifier(param, modifier)
-    return TokenClause(param.code, tuple(_token_value(ctx, part) for part in parts),
+    contact = _is_contact_point(param)
+    return TokenClause(param.code, tuple(_token_value(ctx, part, contact) for part in parts),
                        negate=modifier == "not")
 
 
-def _token_value(ctx: _Context, part: str) -> TokenValue:
+def _is_contact_point(param: SearchParam) -> bool:
+    """Whether the parameter's values are ContactPoints (phone, email, telecom): every R4 one
+    reads an element named ``telecom``, and their index entries hold blind indexes."""
+    return ".telecom" in (param.expression or "")
+
+
+def _token_value(ctx: _Context, part: str, contact_point: bool = False) -> TokenValue:
     """``code``, ``system|code``, ``|code`` (no system) or ``system|`` (any code)."""
     pieces = [unescape(piece) for piece in split_escaped(part, "|")]
+    if contact_point:
+        code = pieces[-1]
+        return TokenValue(None if len(pieces) == 1 else pieces[0] or "",
+                          ctx.coder.contact_point_code(code) if code else None)
     if len(pieces) == 1:
         return TokenValue(None, pieces[0])
     if len(pieces) != 2 or not any(pieces):

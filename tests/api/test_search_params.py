@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_server.storage.query import IdClause, SearchQuery
 from tests.api.conftest import Api
 from tests.support.factories import NIR_SYSTEM, nir, observation, patient
 
@@ -67,3 +68,14 @@ async def test_malformed_and_unknown_parameters(api: Api) -> None:
     strict = await api.client.get("/Observation", params={"code-value-quantity": "x$1"},
                                   headers={"Prefer": "handling=strict"})
     assert strict.status_code == 400
+
+
+async def test_telecom_search_through_blind_index(api: Api) -> None:
+    lea = await _create(api, patient(telecom=[{"system": "phone", "value": "+33611223344"},
+                                              {"system": "email", "value": "lea@example.fr"}]))
+    await _create(api, patient(telecom=[{"system": "phone", "value": "+33699999999"}]))
+    assert await _ids(api, "/Patient", phone="+33611223344") == [lea]
+    assert await _ids(api, "/Patient", email="lea@example.fr") == [lea]
+    assert await _ids(api, "/Patient", telecom="+33611223344") == [lea]
+    entries = await api.store.search(SearchQuery("Patient", (IdClause((lea,)),)))
+    assert b"+33611223344" not in (entries.matches[0].body or b"")

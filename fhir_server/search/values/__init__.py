@@ -22,6 +22,10 @@ BlindIndex: TypeAlias = Callable[[str, str], str]
 SensitiveSystem: TypeAlias = Callable[[str | None], bool]
 
 
+CONTACT_POINT_KEY = "urn:pictaderm:contact-point"
+"""The 'system' under which ContactPoint values are blind-indexed (not stored as a system)."""
+
+
 @dataclass(frozen=True, slots=True)
 class IdentifierProtection:
     """How identifier values of sensitive systems (the INS-NIR family) are indexed: blind."""
@@ -34,6 +38,13 @@ class IdentifierProtection:
         if system is not None and self.is_sensitive(system):
             return self.blind_index(system, value)
         return value
+
+    def contact_point(self, value: str) -> str:
+        """A telephone number or email as stored in the index: always its blind index.
+
+        Telecoms are sealed in the stored resource, so the index must not hold them in clear.
+        """
+        return self.blind_index(CONTACT_POINT_KEY, value)
 
 
 ConverterFactory: TypeAlias = Callable[[str | None, IdentifierProtection], Converter | None]

@@ -4,7 +4,7 @@
   ``:text`` when it has a text;
 - Identifier: (system, value, type.text), the value blind-indexed for a sensitive system; and for
   ``:of-type`` one ``{code}:of-type`` entry per type coding, code ``{type code}|{value}``;
-- ContactPoint: (None, value); code, string, id, uri primitives: (None, value);
+- ContactPoint: (None, blind index of the value); code, string, id, uri primitives: (None, value);
   boolean: (None, "true" / "false").
 """
 
@@ -26,7 +26,7 @@ def converter(value_type: str | None, protection: IdentifierProtection) -> Conve
         return _identifier_converter(protection)
     simple: dict[str | None, Converter] = {
         "Coding": add_coding, "CodeableConcept": add_codeable_concept,
-        "ContactPoint": add_contact_point, "boolean": add_boolean,
+        "ContactPoint": _contact_point_converter(protection), "boolean": add_boolean,
     }
     if value_type in simple:
         return simple[value_type]
@@ -60,9 +60,14 @@ def add_codeable_concept(code: str, value: Any, out: list[IndexEntry]) -> None:
         out.append(TokenEntry(code, None, None, normalized_text(text)))
 
 
-def add_contact_point(code: str, value: Any, out: list[IndexEntry]) -> None:
-    if type(value) is dict and (number := text_of(value.get("value"))) is not None:
-        out.append(TokenEntry(code, None, number))
+def _contact_point_converter(protection: IdentifierProtection) -> Converter:
+    """ContactPoint → (None, blind index of the value): telecoms are never indexed in clear."""
+
+    def add_contact_point(code: str, value: Any, out: list[IndexEntry]) -> None:
+        if type(value) is dict and (number := text_of(value.get("value"))) is not None:
+            out.append(TokenEntry(code, None, protection.contact_point(number)))
+
+    return add_contact_point
 
 
 def add_boolean(code: str, value: Any, out: list[IndexEntry]) -> None:
@@ -99,6 +104,7 @@ def _identifier_converter(protection: IdentifierProtection) -> Converter:
 def _any_value_converter(protection: IdentifierProtection) -> Converter:
     """For values whose type is only known at run time: told apart by their shape."""
     add_identifier = _identifier_converter(protection)
+    add_contact_point = _contact_point_converter(protection)
 
     def add_any(code: str, value: Any, out: list[IndexEntry]) -> None:
         if isinstance(value, bool):

@@ -112,7 +112,8 @@ def test_an_identifier_without_value_gives_nothing(protection: IdentifierProtect
 def test_contact_points_booleans_and_codes(protection: IdentifierProtection) -> None:
     assert _convert(token.converter("ContactPoint", protection),
                     {"system": "email", "value": "lea@example.fr"}) == [
-        TokenEntry("p", None, "lea@example.fr")]
+        TokenEntry("p", None, protection.contact_point("lea@example.fr"))]
+    assert protection.contact_point("lea@example.fr").startswith("hmac:")
     assert _convert(token.converter("boolean", protection), True) == [
         TokenEntry("p", None, "true")]
     assert _convert(token.converter("boolean", protection), False) == [
@@ -127,7 +128,8 @@ def test_token_values_of_unknown_type_are_told_apart_by_shape(
     convert = token.converter(None, protection)
     assert _convert(convert, {"coding": [{"code": "a"}]}) == [TokenEntry("p", None, "a")]
     assert _convert(convert, {"system": "s", "code": "b"}) == [TokenEntry("p", "s", "b")]
-    assert _convert(convert, {"system": "phone", "value": "06"}) == [TokenEntry("p", None, "06")]
+    assert _convert(convert, {"system": "phone", "value": "06"}) == [
+        TokenEntry("p", None, protection.contact_point("06"))]
     assert _convert(convert, {"system": INS_NIR, "value": NIR}) == [
         TokenEntry("p", INS_NIR, cipher.blind_index(INS_NIR, NIR))]
     assert _convert(convert, False) == [TokenEntry("p", None, "false")]

@@ -69,3 +69,22 @@ def test_supported_parameters_for_the_capability_statement() -> None:
     observation = {p.name for p in supported_parameters("Observation")}
     assert "code-value-quantity" not in observation  # composite: not searchable yet
     assert "near" not in {p.name for p in supported_parameters("Location")}  # special
+
+
+def test_every_contact_point_parameter_reads_a_telecom_element() -> None:
+    """The parser blinds the codes of parameters whose expression reads ``.telecom``; that
+    must be exactly the parameters whose values are ContactPoints."""
+    from fhir_server.search.fhirpath import compile_expression
+    from fhir_server.search.registry import default_registry
+
+    registry = default_registry()
+    for resource_type in ("Patient", "Practitioner", "PractitionerRole", "Organization",
+                          "RelatedPerson", "Person", "Location", "Endpoint", "CareTeam",
+                          "OrganizationAffiliation", "HealthcareService"):
+        for code, param in registry.params_for(resource_type).items():
+            if param.expression is None or param.type != "token":
+                continue
+            compiled = compile_expression(param.expression, resource_type)
+            kinds = {branch.value_type for branch in compiled.branches}
+            assert ("ContactPoint" in kinds) == (".telecom" in param.expression), (
+                resource_type, code, kinds)
