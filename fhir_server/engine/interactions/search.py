@@ -8,6 +8,11 @@ import orjson
 
 from fhir_server.engine.bundles import CURSOR_PARAM, page_links, parse_count, resume
 from fhir_server.engine.context import EngineContext
+from fhir_server.engine.interactions.includes import (
+    include_entries,
+    parse_includes,
+    resolve_includes,
+)
 from fhir_server.engine.resource_types import require_type
 from fhir_server.engine.search_request import RESULT_PARAMETERS, parse_search
 from fhir_server.engine.summary import apply_elements, apply_summary
@@ -18,7 +23,8 @@ from fhir_server.storage.query import SearchQuery, TypeClause
 from fhir_server.types import ResourceDict
 
 _HANDLED_RESULT_PARAMS = frozenset({"_count", "_total", "_summary", "_elements", "_offset",
-                                    "_format", "_pretty", CURSOR_PARAM})
+                                    "_format", "_pretty", "_include", "_revinclude",
+                                    CURSOR_PARAM})
 
 
 def _shaped(resource: ResourceDict, summary: str | None, elements: str | None) -> ResourceDict:
@@ -60,7 +66,8 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
                    if n.split(":")[0] in RESULT_PARAMETERS
                    and n.split(":")[0] not in _HANDLED_RESULT_PARAMS]
     clauses = parsed.clauses + ((TypeClause(parsed.types),) if parsed.types else ())
-    ignored = [*parsed.unknown, *unsupported]
+    includes = parse_includes(page.params)
+    ignored = [*parsed.unknown, *unsupported, *includes.rejected]
     if ignored and strict:
         raise FhirError(ErrorCode.BAD_PARAMETER,
                         f"Unknown or unsupported search parameter(s): {', '.join(ignored)}",
@@ -79,7 +86,7 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
     more = len(result.matches) > count
     last = shown[-1] if shown else None
     kept = [(k, v) for k, v in page.params if k not in parsed.unknown and k not in unsupported
-            and k != CURSOR_PARAM]
+            and k != CURSOR_PARAM and f"{k}={v}" not in includes.rejected]
     bundle: ResourceDict = {
         "resourceType": "Bundle", "type": "searchset",
         "link": page_links(ctx, base_url=base_url, path=path, params=kept,
@@ -98,6 +105,10 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
          "resource": _shaped(orjson.loads(plaintext_body(ctx, m)), summary, elements),
          "search": {"mode": "match"}}
         for m in ([] if summary == "count" else shown)]
+    included = await resolve_includes(ctx, includes, matches=[] if summary == "count" else shown,
+                                      base_url=base_url)
+    entries.extend(include_entries(included, base_url=base_url, shape=lambda m: _shaped(
+        orjson.loads(plaintext_body(ctx, m)), summary, elements)))
     if ignored:
         warning = outcome_of_issues([Issue(
             diagnostics=f"Ignored unknown or unsupported search parameter '{name}'",
