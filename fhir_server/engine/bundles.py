@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhir_server.engine.context import EngineContext
-from fhir_server.engine.instants import http_date
 from fhir_server.errors import ErrorCode, FhirError
 from fhir_server.types import ResourceDict
 
@@ -84,7 +83,3 @@ def page_links(ctx: EngineContext, *, base_url: str, path: str,
                                     "k": list(next_keyset)})
         links.append({"relation": "next", "url": f"{url}?{urlencode([(CURSOR_PARAM, token)])}"})
     return links
-
-
-def last_modified_header(instant: str) -> str:
-    return http_date(instant)

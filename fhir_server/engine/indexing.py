@@ -8,26 +8,13 @@ by their keyed HMAC ("blind index"), never in clear.
 
 from __future__ import annotations
 
-from functools import cache
-
-from fhir_server.definitions import resource_types
 from fhir_server.search.extract import Extractor
-from fhir_server.search.registry import ParamType, SearchRegistry, default_registry
+from fhir_server.search.registry import SearchRegistry, default_registry
 from fhir_server.search.values import BlindIndex, IdentifierProtection, SensitiveSystem
 from fhir_server.storage.index import IndexEntry
 from fhir_server.types import ResourceDict
 
-__all__ = ["BlindIndex", "Indexer", "SensitiveSystem", "types_with_identifier_param"]
-
-
-@cache
-def types_with_identifier_param() -> frozenset[str]:
-    """Resource types for which R4 defines an ``identifier`` token search parameter."""
-    registry = default_registry()
-    return frozenset(
-        resource_type for resource_type in resource_types()
-        if (param := registry.param(resource_type, "identifier")) is not None
-        and param.type is ParamType.TOKEN)
+__all__ = ["BlindIndex", "Indexer", "SensitiveSystem"]
 
 
 class Indexer:

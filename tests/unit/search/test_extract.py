@@ -10,7 +10,7 @@ import pytest
 
 from fhir_server.crypto import FieldCipher
 from fhir_server.definitions import load_bundle, resource_types
-from fhir_server.engine.indexing import Indexer, types_with_identifier_param
+from fhir_server.engine.indexing import Indexer
 from fhir_server.search.extract import Extractor
 from fhir_server.search.fhirpath import compile_expression
 from fhir_server.search.registry import ParamType, SearchRegistry, default_registry
@@ -305,12 +305,6 @@ def test_token_code_blind_indexes_sensitive_systems_only(indexer: Indexer,
     assert indexer.token_code(INS_NIR, NIR) == cipher.blind_index(INS_NIR, NIR)
     assert indexer.token_code("https://pharmacie.example.fr/ipp", "IPP-42") == "IPP-42"
     assert indexer.token_code(None, NIR) == NIR
-
-
-def test_types_with_an_identifier_parameter() -> None:
-    types = types_with_identifier_param()
-    assert {"Patient", "Task", "ServiceRequest", "Observation"} <= types
-    assert "Binary" not in types
 
 
 _JUNK: tuple[Any, ...] = (None, 0, -1.5, True, "", "x", [], {}, [None], [1, 2], {"a": 1},
