@@ -217,6 +217,16 @@ async def search_type_post(request: Request) -> Response:
     return json_response(bundle, pretty=how.pretty)
 
 
+async def search_compartment(request: Request) -> Response:
+    """``GET Patient/{id}/{type}`` (or ``Patient/{id}/*``): a search within a compartment."""
+    how = rendering(request)
+    p = request.path_params
+    bundle = await _engine(request).compartment_search(
+        base_url=base_url(request), params=_params(request), patient_id=p["id"],
+        resource_type=p["type"], strict=preferences(request).strict)
+    return json_response(bundle, pretty=how.pretty)
+
+
 async def search_system(request: Request) -> Response:
     how = rendering(request)
     bundle = await _engine(request).search(base_url=base_url(request), params=_params(request),

@@ -45,6 +45,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/{type}/{id}/_history/{vid}", handlers.vread, "vread", "instance"),
     RouteSpec("GET", "/{type}/{id}/_history", handlers.history_instance, "history-instance",
               "instance"),
+    # After ``{type}/{id}/_history``: ``Patient/{id}/_history`` matches both with one literal.
+    RouteSpec("GET", "/Patient/{id}/{type}", handlers.search_compartment, "search-type", "type"),
     RouteSpec("GET", "/{type}/{id}", handlers.read, "read", "instance"),
     RouteSpec("PUT", "/{type}/{id}", handlers.update, "update", "instance"),
     RouteSpec("PATCH", "/{type}/{id}", handlers.patch, "patch", "instance"),

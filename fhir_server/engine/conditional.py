@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.search_request import parse_search
+from fhir_server.engine.valuesets import expand_value_sets
 from fhir_server.errors import ErrorCode, FhirError
 from fhir_server.storage.protocol import StoredVersion
 from fhir_server.storage.query import SearchQuery
@@ -23,7 +24,8 @@ async def find_matches(ctx: EngineContext, resource_type: str, criteria: str,
         raise FhirError(ErrorCode.BAD_PARAMETER,
                         "A conditional operation needs search criteria "
                         "(e.g. identifier=system|value)")
-    parsed = parse_search(resource_type, params, ctx.indexer)
+    parsed = parse_search(resource_type, params, ctx.indexer,
+                          value_sets=await expand_value_sets(ctx, params))
     if parsed.unknown:
         raise FhirError(ErrorCode.BAD_PARAMETER,
                         f"Conditional operations on {resource_type} do not support "

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.interactions import (
+    compartment,
     create,
     delete,
     history,
@@ -74,6 +75,13 @@ class Engine:
                      strict: bool = False) -> ResourceDict:
         return await search.search(self.ctx, base_url=base_url, params=params,
                                    resource_type=resource_type, strict=strict)
+
+    async def compartment_search(self, *, base_url: str, params: Params, patient_id: str,
+                                 resource_type: str, strict: bool = False) -> ResourceDict:
+        """``Patient/{patient_id}/{resource_type}``; ``resource_type`` "*": every type."""
+        return await compartment.compartment_search(
+            self.ctx, base_url=base_url, params=params, patient_id=patient_id,
+            resource_type=resource_type, strict=strict)
 
     async def process_bundle(self, bundle: ResourceDict, *, base_url: str,
                              with_resources: bool = False) -> ResourceDict:

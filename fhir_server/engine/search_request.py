@@ -6,7 +6,7 @@ parsing itself lives in ``fhir_server.search.parser``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fhir_server.engine.indexing import Indexer
@@ -14,13 +14,14 @@ from fhir_server.search.parser import (
     RESULT_PARAMETERS,
     ParsedSearch,
     Unsupported,
+    ValueSetCodes,
     parse_query,
     searchable,
 )
 from fhir_server.search.registry import default_registry
 
 __all__ = ["RESULT_PARAMETERS", "ParsedSearch", "SupportedParameter", "Unsupported",
-           "parse_search", "supported_parameters"]
+           "ValueSetCodes", "parse_search", "supported_parameters"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +50,14 @@ def supported_parameters(resource_type: str) -> tuple[SupportedParameter, ...]:
 
 
 def parse_search(resource_type: str | None, params: Sequence[tuple[str, str]],
-                 indexer: Indexer, *, base_url: str | None = None) -> ParsedSearch:
+                 indexer: Indexer, *, base_url: str | None = None,
+                 value_sets: Mapping[str, ValueSetCodes] | None = None) -> ParsedSearch:
     """Turn (name, value) pairs into AND-ed clauses; repeated names AND, commas OR.
 
+    ``value_sets``: the expansions of the ValueSets named by ``:in`` / ``:not-in``
+    (``engine.valuesets.expand_value_sets``); without them those parameters are unsupported.
     Raises FhirError(BAD_PARAMETER) for a malformed value; unknown or unsupported parameters are
     returned in ``unknown`` (with reasons in ``unsupported``).
     """
     return parse_query(resource_type, params, registry=default_registry(), coder=indexer,
-                       base_url=base_url)
+                       base_url=base_url, value_sets=value_sets)

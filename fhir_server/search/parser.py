@@ -17,12 +17,16 @@ type of a hop is the ``:Type`` modifier, else the parameter's only target type, 
 target type that has the next parameter. When several target types have it, the search would be
 an OR of chains, which the tree cannot hold: the parameter is reported as unsupported with a
 message asking for a ``:Type`` modifier. ``_has:Type:param:search`` nests the same way.
+
+``:in`` and ``:not-in`` on a token name ValueSets, which this pure parser cannot read: the caller
+expands them beforehand (``engine/valuesets.py``) and passes the codes, keyed by the reference
+as written; a ValueSet it could not expand makes the parameter unsupported.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal, Protocol
@@ -90,6 +94,15 @@ class Unsupported:
 
 
 @dataclass(frozen=True, slots=True)
+class ValueSetCodes:
+    """The (system, code) pairs of a ValueSet for ``:in`` / ``:not-in`` (system None: any
+    system), or, in ``unsupported``, why the ValueSet cannot be expanded here."""
+
+    codes: tuple[tuple[str | None, str], ...] = ()
+    unsupported: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedSearch:
     """The AND-ed clauses of a search, the parameters left out, and the ``_type`` restriction.
 
@@ -114,6 +127,7 @@ class _Context:
     base_url: str | None
     now: datetime
     types: tuple[str, ...]
+    value_sets: Mapping[str, ValueSetCodes]
 
 
 class _Unsupported(Exception):
@@ -131,15 +145,17 @@ class _Malformed(Exception):
 
 def parse_query(resource_type: str | None, params: Sequence[tuple[str, str]], *,
                 registry: SearchRegistry, coder: TokenCoder, base_url: str | None = None,
-                now: datetime | None = None) -> ParsedSearch:
+                now: datetime | None = None,
+                value_sets: Mapping[str, ValueSetCodes] | None = None) -> ParsedSearch:
     """Turn (name, value) pairs into clauses for a type-level (or, with None, system) search.
 
     ``base_url``: the server's own base, so that absolute references to it become type/id.
     ``now``: the moment ``ap`` on dates measures from (default: the current time).
+    ``value_sets``: the codes of the ValueSets named by ``:in`` / ``:not-in``, by reference.
     Raises FhirError(BAD_PARAMETER) for a malformed value.
     """
     ctx = _Context(registry, coder, base_url, now or datetime.now(UTC),
-                   _system_types(resource_type, params))
+                   _system_types(resource_type, params), value_sets or {})
     clauses: list[Clause] = []
     unsupported: list[Unsupported] = []
     for name, value in params:
@@ -295,6 +311,9 @@ def _token_clause(ctx: _Context, param: SearchParam, modifier: str,
     if modifier == "of-type":
         return TokenClause(f"{param.code}:of-type",
                            tuple(_of_type_value(ctx, part) for part in parts))
+    if modifier in ("in", "not-in") and not _is_contact_point(param):
+        return TokenClause(param.code, _value_set_values(ctx, param, modifier, parts),
+                           negate=modifier == "not-in")
     if modifier not in ("", "not"):
         raise _unsupported_modifier(param, modifier)
     contact = _is_contact_point(param)
@@ -325,6 +344,23 @@ def _token_value(ctx: _Context, part: str, contact_point: bool = False) -> Token
     if not system:
         return TokenValue("", code)
     return TokenValue(system, ctx.coder.token_code(system, code))
+
+
+def _value_set_values(ctx: _Context, param: SearchParam, modifier: str,
+                      parts: list[str]) -> tuple[TokenValue, ...]:
+    """The codes of the ValueSets named by ``parts`` (OR-ed), as stored."""
+    values: dict[TokenValue, None] = {}
+    for part in parts:
+        reference = unescape(part)
+        found = ctx.value_sets.get(reference)
+        if found is None:
+            raise _Unsupported(f"the ValueSet '{reference[:100]}' of ':{modifier}' on the "
+                               f"token parameter '{param.code}' was not expanded")
+        if found.unsupported is not None:
+            raise _Unsupported(found.unsupported)
+        for system, code in found.codes:
+            values[TokenValue(system, ctx.coder.token_code(system, code))] = None
+    return tuple(values)
 
 
 def _of_type_value(ctx: _Context, part: str) -> TokenValue:

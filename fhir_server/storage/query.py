@@ -1,7 +1,8 @@
 """The search query tree that every store compiles into its own query language.
 
 The engine parses a FHIR search once into a ``SearchQuery``; a store never sees URL syntax.
-Clauses in ``SearchQuery.where`` are AND-ed; the values inside one clause are OR-ed.
+Clauses in ``SearchQuery.where`` are AND-ed; the values inside one clause are OR-ed, and
+``AnyClause`` ORs whole clauses.
 """
 
 from __future__ import annotations
@@ -157,10 +158,31 @@ class HasClause:
     where: tuple[Clause, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class AnyClause:
+    """At least one of ``clauses`` holds (an OR of whole clauses); none given: nothing matches.
+
+    A compartment search uses it: an Observation is in a Patient's compartment when its
+    ``subject`` or its ``performer`` designates the patient.
+    """
+
+    clauses: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AllClause:
+    """Every one of ``clauses`` holds (an AND group, for use inside an ``AnyClause``).
+
+    ``Patient/{id}/*`` needs it: "an Observation referring to the patient by subject or
+    performer, OR a Condition referring to it by subject or asserter, OR …".
+    """
+
+    clauses: tuple[Clause, ...]
+
+
 Clause: TypeAlias = (IdClause | TypeClause | TokenClause | LastUpdatedClause | TextClause
-                     | StringClause
-                     | RangeClause | ReferenceClause | UriClause | MissingClause | ChainClause
-                     | HasClause)
+                     | StringClause | RangeClause | ReferenceClause | UriClause | MissingClause
+                     | ChainClause | HasClause | AnyClause | AllClause)
 
 
 @dataclass(frozen=True, slots=True)

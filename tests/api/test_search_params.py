@@ -79,3 +79,11 @@ async def test_telecom_search_through_blind_index(api: Api) -> None:
     assert await _ids(api, "/Patient", telecom="+33611223344") == [lea]
     entries = await api.store.search(SearchQuery("Patient", (IdClause((lea,)),)))
     assert b"+33611223344" not in (entries.matches[0].body or b"")
+
+
+async def test_warnings_say_why_a_parameter_was_ignored(api: Api) -> None:
+    response = await api.client.get("/Patient", params={"near": "x", "nonsense": "1"})
+    outcome = next(e["resource"] for e in response.json()["entry"]
+                   if e["search"]["mode"] == "outcome")
+    messages = [issue["diagnostics"] for issue in outcome["issue"]]
+    assert any("nonsense" in m and "not a search parameter of Patient" in m for m in messages)

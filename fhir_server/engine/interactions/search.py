@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 
@@ -16,10 +16,11 @@ from fhir_server.engine.interactions.includes import (
 from fhir_server.engine.resource_types import require_type
 from fhir_server.engine.search_request import RESULT_PARAMETERS, parse_search
 from fhir_server.engine.summary import apply_elements, apply_summary
+from fhir_server.engine.valuesets import expand_value_sets
 from fhir_server.engine.writing import plaintext_body
 from fhir_server.errors import ErrorCode, FhirError, Issue, IssueType
 from fhir_server.outcome import outcome_of_issues
-from fhir_server.storage.query import SearchQuery, TypeClause
+from fhir_server.storage.query import Clause, SearchQuery, TypeClause
 from fhir_server.types import ResourceDict
 
 _HANDLED_RESULT_PARAMS = frozenset({"_count", "_total", "_summary", "_elements", "_offset",
@@ -49,28 +50,44 @@ def _offset(params: Sequence[tuple[str, str]], ctx: EngineContext) -> int:
     return int(raw)
 
 
+def _why(name: str, reasons: Mapping[str, str]) -> str:
+    """``'name'`` and, when the parser said why it could not use it, the reason."""
+    reason = reasons.get(name)
+    return f"'{name}' ({reason})" if reason else f"'{name}' (unknown or unsupported)"
+
+
 def _last(params: Sequence[tuple[str, str]], name: str) -> str | None:
     values = [v for k, v in params if k == name]
     return values[-1] if values else None
 
 
 async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[str, str]],
-                 resource_type: str | None = None, strict: bool = False) -> ResourceDict:
-    """A ``searchset`` Bundle. Unknown parameters: a warning entry, or 400 when ``strict``."""
+                 resource_type: str | None = None, strict: bool = False,
+                 scope: Sequence[Clause] = (), link_path: str | None = None) -> ResourceDict:
+    """A ``searchset`` Bundle. Unknown parameters: a warning entry, or 400 when ``strict``.
+
+    ``scope``: clauses AND-ed with the parameters' (a compartment's membership); ``link_path``:
+    the path, under ``base_url``, that paging links and cursors belong to (default: the type).
+    """
     if resource_type is not None:
         require_type(resource_type)
-    path = resource_type or ""
+    path = link_path if link_path is not None else resource_type or ""
     page = resume(ctx, path, params)
-    parsed = parse_search(resource_type, page.params, ctx.indexer, base_url=base_url)
+    value_sets = await expand_value_sets(ctx, page.params, base_url=base_url)
+    parsed = parse_search(resource_type, page.params, ctx.indexer, base_url=base_url,
+                          value_sets=value_sets)
     unsupported = [n for n, _ in page.params
                    if n.split(":")[0] in RESULT_PARAMETERS
                    and n.split(":")[0] not in _HANDLED_RESULT_PARAMS]
-    clauses = parsed.clauses + ((TypeClause(parsed.types),) if parsed.types else ())
+    clauses = (parsed.clauses + ((TypeClause(parsed.types),) if parsed.types else ())
+               + tuple(scope))
     includes = parse_includes(page.params)
     ignored = [*parsed.unknown, *unsupported, *includes.rejected]
+    reasons = {u.name: u.reason for u in parsed.unsupported}
     if ignored and strict:
         raise FhirError(ErrorCode.BAD_PARAMETER,
-                        f"Unknown or unsupported search parameter(s): {', '.join(ignored)}",
+                        "Unknown or unsupported search parameter(s): "
+                        + "; ".join(_why(name, reasons) for name in ignored),
                         expression=tuple(ignored))
     count = parse_count(page.params, ctx)
     summary = _last(page.params, "_summary")
@@ -111,7 +128,7 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
         orjson.loads(plaintext_body(ctx, m)), summary, elements)))
     if ignored:
         warning = outcome_of_issues([Issue(
-            diagnostics=f"Ignored unknown or unsupported search parameter '{name}'",
+            diagnostics=f"Ignored search parameter {_why(name, reasons)}",
             severity="warning", issue_type=IssueType.NOT_SUPPORTED, expression=(name,))
             for name in ignored])
         entries.append({"resource": warning, "search": {"mode": "outcome"}})

@@ -29,6 +29,8 @@ from fhir_server.storage.mongo.documents import (
     Document,
 )
 from fhir_server.storage.query import (
+    AllClause,
+    AnyClause,
     Bound,
     ChainClause,
     Clause,
@@ -103,7 +105,8 @@ def page_filter(query: SearchQuery, joins: Joins = NO_JOINS) -> Document:
 
 
 def clause_filter(clause: Clause, joins: Joins = NO_JOINS) -> Document:
-    """The filter of one clause; a chained or ``_has`` clause must be resolved in ``joins``."""
+    """The filter of one clause; a chained or ``_has`` clause (nested in an ``AnyClause`` too)
+    must be resolved in ``joins``."""
     match clause:
         case IdClause(ids):
             return {"id": {"$in": list(ids)}}
@@ -140,6 +143,10 @@ def clause_filter(clause: Clause, joins: Joins = NO_JOINS) -> Document:
             return _negated(present) if missing else present
         case ChainClause() | HasClause():
             return joins.filter_for(clause)
+        case AnyClause(clauses):
+            return _any_of([clause_filter(alternative, joins) for alternative in clauses])
+        case AllClause(clauses):
+            return {"$and": [clause_filter(part, joins) for part in clauses]} if clauses else {}
         case _:
             assert_never(clause)
 

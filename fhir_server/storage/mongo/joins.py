@@ -25,7 +25,7 @@ from fhir_server.storage.mongo.compile import (
 )
 from fhir_server.storage.mongo.documents import REFERENCE, Document, resource_key
 from fhir_server.storage.protocol import QueryTooCostly
-from fhir_server.storage.query import ChainClause, Clause, HasClause
+from fhir_server.storage.query import AllClause, AnyClause, ChainClause, Clause, HasClause
 
 DEFAULT_JOIN_LIMIT: Final = 10_000
 """How many resources the inner search of one chained or ``_has`` clause may find."""
@@ -37,14 +37,27 @@ _REFERENCES_ONLY: Final = {"_id": 0, "idx.p": 1, "idx.k": 1, "idx.t": 1, "idx.i"
 async def resolve_joins(resources: AsyncIOMotorCollection[Any], resource_type: str | None,
                         where: Sequence[Clause], *, limit: int) -> Joins:
     """The filter of each chained or ``_has`` clause of ``where`` (a search of
-    ``resource_type``), found by running its inner search."""
+    ``resource_type``), those among the alternatives of an ``AnyClause`` included, found by
+    running its inner search."""
     resolved: list[tuple[Join, Document]] = []
-    for clause in where:
+    for clause in _joins_of(where):
         if isinstance(clause, ChainClause):
             resolved.append((clause, await _chain(resources, clause, limit=limit)))
-        elif isinstance(clause, HasClause):
+        else:
             resolved.append((clause, await _has(resources, resource_type, clause, limit=limit)))
     return Joins(tuple(resolved))
+
+
+def _joins_of(where: Sequence[Clause]) -> list[Join]:
+    """The chained and ``_has`` clauses on the searched resources themselves: those of
+    ``where`` and, at any depth, of its ``AnyClause`` alternatives (not their inner ones)."""
+    found: list[Join] = []
+    for clause in where:
+        if isinstance(clause, ChainClause | HasClause):
+            found.append(clause)
+        elif isinstance(clause, AnyClause | AllClause):
+            found.extend(_joins_of(clause.clauses))
+    return found
 
 
 async def _chain(resources: AsyncIOMotorCollection[Any], clause: ChainClause, *,

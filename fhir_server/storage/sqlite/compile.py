@@ -7,7 +7,8 @@ shape (not its values) decides its text, which keeps sqlite3's statement cache e
 A clause is compiled against a resources row (``Row``): the searched resource, or the target of
 a chain, or the source of a ``_has``, each with its own alias. Of the clauses on one row, at most
 one drives (``row.rid IN (…)``, read from an index first); the others are correlated probes of
-that row (``EXISTS``) — see ``_driving_clause``.
+that row (``EXISTS``) — see ``_driving_clause``. An ``AnyClause`` is an ``OR`` of probes, or,
+when every alternative reads index entries, one driving union of them all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from fhir_server.storage.query import (
+    AllClause,
+    AnyClause,
     ChainClause,
     Clause,
     HasClause,
@@ -99,6 +102,14 @@ def all_of(conditions: Sequence[Sql]) -> Sql:
     if not conditions:
         return TRUE
     return Sql(" AND ".join(f"({c.text})" for c in conditions),
+               tuple(param for c in conditions for param in c.params))
+
+
+def any_of(conditions: Sequence[Sql]) -> Sql:
+    """The disjunction of conditions (false when there are none)."""
+    if not conditions:
+        return FALSE
+    return Sql("(" + " OR ".join(f"({c.text})" for c in conditions) + ")",
                tuple(param for c in conditions for param in c.params))
 
 
@@ -204,6 +215,37 @@ def _drive_rank(clause: Clause, row: Row) -> int | None:
             return _hop_rank(where, row.nested("t", clause.target_type))
         case HasClause(where=where) if row.resource_type is not None:
             return _hop_rank(where, row.nested("s", clause.source_type))
+        case AnyClause(clauses=alternatives) if alternatives:
+            return _any_rank(alternatives, row)
+        case _:
+            return None
+
+
+def _any_rank(alternatives: Sequence[Clause], row: Row) -> int | None:
+    """An ``AnyClause`` drives as one union of index reads, so only when every alternative is
+    an entry clause that could drive alone; it is as wide as its widest alternative."""
+    if any(_drive_entries(alternative) is None for alternative in alternatives):
+        return None
+    ranks = [rank for alternative in alternatives
+             if (rank := _drive_rank(alternative, row)) is not None]
+    return max(ranks) if len(ranks) == len(alternatives) else None
+
+
+def _drive_entries(clause: Clause) -> list[Entries] | None:
+    """The index entries a positive entry clause matches; None for any other clause."""
+    match clause:
+        case TokenClause(negate=False):
+            return _token_entries(clause)
+        case TextClause():
+            return _text_entries(clause)
+        case StringClause():
+            return _string_entries(clause)
+        case RangeClause(negate=False):
+            return _range_entries(clause)
+        case ReferenceClause():
+            return _reference_entries(clause)
+        case UriClause():
+            return _uri_entries(clause)
         case _:
             return None
 
@@ -256,8 +298,26 @@ def _clause(clause: Clause, row: Row, *, drives: bool) -> Sql:
             return _chain_clause(clause, row, drives=drives)
         case HasClause():
             return _has_clause(clause, row, drives=drives)
+        case AnyClause():
+            return _any_clause(clause, row, drives=drives)
+        case AllClause(clauses=parts):
+            return all_of([_clause(part, row, drives=False) for part in parts])
         case _:
             assert_never(clause)
+
+
+def _any_clause(clause: AnyClause, row: Row, *, drives: bool) -> Sql:
+    """At least one alternative holds on the row.
+
+    Driving (only chosen when every alternative is an entry clause, see ``_any_rank``), the
+    alternatives' entries form one ``UNION ALL`` the row is read from; otherwise each
+    alternative is a correlated probe of the row, and the probes are OR-ed.
+    """
+    if drives:
+        matches = [match for alternative in clause.clauses
+                   for match in _drive_entries(alternative) or ()]
+        return _entry_clause(matches, row, drives=True)
+    return any_of([_clause(alternative, row, drives=False) for alternative in clause.clauses])
 
 
 def _id_clause(clause: IdClause, row: Row) -> Sql:
