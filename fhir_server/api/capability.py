@@ -55,6 +55,7 @@ def capability_statement(base_url: str, *, published: str) -> ResourceDict:
                                         "/metadata."},
             "resource": list(_resources()),
             "interaction": [{"code": code} for code in system_interactions()],
+            "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
             "searchParam": [{"name": "_id", "type": "token"},
                             {"name": "_lastUpdated", "type": "date"}],
         }],

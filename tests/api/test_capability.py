@@ -32,6 +32,7 @@ async def test_metadata_lists_every_type_and_interaction(api: Api) -> None:
     assert {i["code"] for i in rest["interaction"]} == {
         "transaction", "batch", "search-system", "history-system"}
     assert statement["implementation"]["url"] == "http://test/fhir"
+    assert rest["compartment"] == ["http://hl7.org/fhir/CompartmentDefinition/patient"]
 
 
 async def test_metadata_honours_pretty(api: Api) -> None:
