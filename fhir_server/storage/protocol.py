@@ -85,10 +85,15 @@ class Consumption:
 
 @dataclass(frozen=True, slots=True)
 class SearchPage:
-    """Matches of a search, in the query's order; ``total`` only when the query asked for it."""
+    """Matches of a search, in the query's order; ``total`` only when the query asked for it.
+
+    ``sort_values``: when the query sorts, each match's values for ``query.sort`` (None where it
+    has none), aligned with ``matches``; empty otherwise.
+    """
 
     matches: tuple[StoredVersion, ...]
     total: int | None
+    sort_values: tuple[tuple[object, ...], ...] = ()
 
 
 class StoreError(Exception):

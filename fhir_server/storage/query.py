@@ -185,20 +185,42 @@ Clause: TypeAlias = (IdClause | TypeClause | TokenClause | LastUpdatedClause | T
                      | ChainClause | HasClause | AnyClause | AllClause)
 
 
+SortKind: TypeAlias = Literal["string", "token", "date", "number", "quantity", "uri",
+                              "reference", "id", "last_updated"]
+"""The type of a sorting parameter; ``id`` and ``last_updated`` sort on the resource itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """``_sort`` on one parameter.
+
+    A resource's value is its smallest entry ascending, its largest descending: a string's
+    normalised text, a token's code, a range's low (ascending) or high (descending) end, a
+    reference's ``type/id`` (else its url), a uri. Resources without a value come last both ways.
+    """
+
+    param: str
+    kind: SortKind
+    descending: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
     """A search for current (not deleted) resources.
 
-    ``resource_type`` None searches every type. Results come in a stable order (last updated,
-    then type and id); ``after`` is the sort key of the last result of the previous page.
+    ``resource_type`` None searches every type. Results come in ``sort`` order, ties (and every
+    result when ``sort`` is empty) in a stable order: last updated, then type and id. ``after`` is
+    the keyset of the last result of the previous page: its value for each sort key (None when
+    missing), then its (last_updated, resource_type, id).
     """
 
     resource_type: str | None
     where: tuple[Clause, ...] = ()
     count: int = 20
     offset: int = 0
-    after: tuple[str, str, str] | None = None
+    after: tuple[object, ...] | None = None
     want_total: bool = False
+    sort: tuple[SortKey, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
-"""search at type and system level (https://hl7.org/fhir/R4/search.html), keyset-paged."""
+"""search at type and system level (https://hl7.org/fhir/R4/search.html): sorted, keyset-paged."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 import orjson
 
@@ -14,18 +16,27 @@ from fhir_server.engine.interactions.includes import (
     resolve_includes,
 )
 from fhir_server.engine.resource_types import require_type
-from fhir_server.engine.search_request import RESULT_PARAMETERS, parse_search
+from fhir_server.engine.search_request import (
+    RESULT_PARAMETERS,
+    parse_search,
+    supported_parameters,
+)
 from fhir_server.engine.summary import apply_elements, apply_summary
 from fhir_server.engine.valuesets import expand_value_sets
 from fhir_server.engine.writing import plaintext_body
 from fhir_server.errors import ErrorCode, FhirError, Issue, IssueType
 from fhir_server.outcome import outcome_of_issues
-from fhir_server.storage.query import Clause, SearchQuery, TypeClause
+from fhir_server.storage.protocol import SearchPage
+from fhir_server.storage.query import Clause, SearchQuery, SortKey, SortKind, TypeClause
 from fhir_server.types import ResourceDict
 
 _HANDLED_RESULT_PARAMS = frozenset({"_count", "_total", "_summary", "_elements", "_offset",
-                                    "_format", "_pretty", "_include", "_revinclude",
+                                    "_format", "_pretty", "_include", "_revinclude", "_sort",
                                     CURSOR_PARAM})
+_SORT_PARAM = "_sort"
+_SORTABLE_TYPES: frozenset[str] = frozenset(
+    {"string", "token", "date", "number", "quantity", "uri", "reference"})
+_COLUMN_SORTS: dict[str, SortKind] = {"_id": "id", "_lastUpdated": "last_updated"}
 
 
 def _shaped(resource: ResourceDict, summary: str | None, elements: str | None) -> ResourceDict:
@@ -61,6 +72,73 @@ def _last(params: Sequence[tuple[str, str]], name: str) -> str | None:
     return values[-1] if values else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Sort:
+    """The keys of ``_sort`` this server can sort by, and why it ignores the others."""
+
+    keys: tuple[SortKey, ...]
+    refused: tuple[str, ...]
+
+
+def _parse_sort(resource_type: str | None, types: Sequence[str],
+                params: Sequence[tuple[str, str]]) -> _Sort:
+    """``_sort=a,-b``: a comma list of parameters, ``-`` for descending order."""
+    raw = _last(params, _SORT_PARAM)
+    keys: list[SortKey] = []
+    refused: list[str] = []
+    for item in (raw or "").split(","):
+        descending = item.startswith("-")
+        code = item[1:] if descending else item
+        if not code:
+            continue
+        kind = _sort_kind(resource_type, types, code)
+        if kind is None:
+            refused.append(code)
+        else:
+            keys.append(SortKey(code, kind, descending))
+    return _Sort(tuple(keys), tuple(refused))
+
+
+def _sort_kind(resource_type: str | None, types: Sequence[str], code: str) -> SortKind | None:
+    """How to sort by ``code``: the same sortable type in every searched resource type (only
+    ``_id`` and ``_lastUpdated`` for a search of every type); None when it cannot sort."""
+    if code in _COLUMN_SORTS:
+        return _COLUMN_SORTS[code]
+    scopes = (resource_type,) if resource_type is not None else tuple(types)
+    found = [_parameter_types(scope).get(code) for scope in scopes]
+    kinds = set(found)
+    if not found or None in kinds or len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    return cast(SortKind, kind) if kind in _SORTABLE_TYPES else None
+
+
+def _parameter_types(resource_type: str) -> dict[str, str]:
+    return {param.name: param.type for param in supported_parameters(resource_type)}
+
+
+def _sort_refusal(refused: Sequence[str]) -> str:
+    return "cannot sort by " + ", ".join(f"'{code}'" for code in refused)
+
+
+def _keyset_of(result: SearchPage, position: int) -> tuple[object, ...]:
+    """The cursor keyset after a match: its sort values (if sorted), last_updated, type, id."""
+    match = result.matches[position]
+    sort_values = result.sort_values[position] if result.sort_values else ()
+    return (*sort_values, match.last_updated, match.resource_type, match.id)
+
+
+def _after(keyset: tuple[Any, ...] | None, sort: Sequence[SortKey]) -> tuple[object, ...] | None:
+    """The store's keyset from a cursor's: the sort values, then last_updated, type and id."""
+    if keyset is None:
+        return None
+    if len(keyset) != len(sort) + 3:
+        raise FhirError(ErrorCode.BAD_PARAMETER, "This paging cursor does not match its request",
+                        expression=(CURSOR_PARAM,))
+    width = len(sort)
+    return (*keyset[:width], *(str(key) for key in keyset[width:]))
+
+
 async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[str, str]],
                  resource_type: str | None = None, strict: bool = False,
                  scope: Sequence[Clause] = (), link_path: str | None = None) -> ResourceDict:
@@ -82,8 +160,12 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
     clauses = (parsed.clauses + ((TypeClause(parsed.types),) if parsed.types else ())
                + tuple(scope))
     includes = parse_includes(page.params)
+    sort = _parse_sort(resource_type, parsed.types, page.params)
     ignored = [*parsed.unknown, *unsupported, *includes.rejected]
     reasons = {u.name: u.reason for u in parsed.unsupported}
+    if sort.refused:
+        ignored.append(_SORT_PARAM)
+        reasons[_SORT_PARAM] = _sort_refusal(sort.refused)
     if ignored and strict:
         raise FhirError(ErrorCode.BAD_PARAMETER,
                         "Unknown or unsupported search parameter(s): "
@@ -93,12 +175,11 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
     summary = _last(page.params, "_summary")
     total_mode = _last(page.params, "_total")
     offset = _offset(page.params, ctx) if page.keyset is None else 0
-    after = tuple(str(k) for k in page.keyset) if page.keyset is not None else None
     want_total = summary == "count" or total_mode in ("accurate", "estimate")
     result = await ctx.store.search(SearchQuery(
         resource_type, clauses, count=0 if summary == "count" else count + 1,
-        offset=offset, after=(after[0], after[1], after[2]) if after else None,
-        want_total=want_total))
+        offset=offset, after=_after(page.keyset, sort.keys), want_total=want_total,
+        sort=sort.keys))
     shown = result.matches[:count]
     more = len(result.matches) > count
     last = shown[-1] if shown else None
@@ -107,7 +188,7 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
     bundle: ResourceDict = {
         "resourceType": "Bundle", "type": "searchset",
         "link": page_links(ctx, base_url=base_url, path=path, params=kept,
-                           next_keyset=(last.last_updated, last.resource_type, last.id)
+                           next_keyset=_keyset_of(result, len(shown) - 1)
                            if more and last else None,
                            cursor_used=_last(params, CURSOR_PARAM)),
     }

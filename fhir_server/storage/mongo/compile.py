@@ -44,6 +44,7 @@ from fhir_server.storage.query import (
     ReferenceClause,
     ReferenceValue,
     SearchQuery,
+    SortKey,
     StringClause,
     TextClause,
     TokenClause,
@@ -79,6 +80,17 @@ _RANGE_KINDS: Final = {"date": DATE, "number": NUMBER, "quantity": QUANTITY}
 _BOUND_FIELDS: Final = {"low": "lo", "high": "hi"}
 _BOUND_OPERATORS: Final = {"lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
 _SURROGATES: Final = range(0xD800, 0xE000)
+_REFERENCE_VALUE: Final[Document] = {"$ifNull": [{"$concat": ["$$e.t", "/", "$$e.i"]}, "$$e.u"]}
+_SORT_ENTRY_VALUES: Final[dict[str, tuple[Any, Any]]] = {
+    "string": ("$$e.n", "$$e.n"), "token": ("$$e.c", "$$e.c"), "date": ("$$e.lo", "$$e.hi"),
+    "number": ("$$e.lo", "$$e.hi"), "quantity": ("$$e.lo", "$$e.hi"), "uri": ("$$e.v", "$$e.v"),
+    "reference": (_REFERENCE_VALUE, _REFERENCE_VALUE)}
+"""Per entry kind, the value of an entry ``$$e`` that sorts ascending and descending."""
+_SORT_KINDS: Final = {"string": STRING, "token": TOKEN, "date": DATE, "number": NUMBER,
+                      "quantity": QUANTITY, "uri": URI, "reference": REFERENCE}
+_SORT_CARRIED: Final = ("type", "id", "version", "last_updated", "method", "body", "idx")
+"""The fields a ``$group`` computing a sort value keeps (with the earlier sort values)."""
+_SORT_SCRATCH: Final = "_sort_values"
 
 
 def search_filter(query: SearchQuery, joins: Joins = NO_JOINS) -> Document:
@@ -102,6 +114,84 @@ def page_filter(query: SearchQuery, joins: Joins = NO_JOINS) -> Document:
     if query.after is None:
         return matching
     return {"$and": [matching, _beyond(("last_updated", "type", "id"), query.after, "$gt")]}
+
+
+def sorted_pipeline(query: SearchQuery, joins: Joins = NO_JOINS) -> list[Document]:
+    """The aggregation of a sorted search's page: each match with its sort values ``s0``,
+    ``s1``… (None when it has none), sorted by them (missing last) then by the tie-breakers.
+
+    An entry-based value takes an ``$unwind`` of the parameter's values and a ``$group`` back
+    to one document with their ``$min`` (``$max``): the least / greatest of an array as an
+    expression is not available everywhere (mongomock), the accumulators are.
+    """
+    stages: list[Document] = [{"$match": search_filter(query, joins)}]
+    for position, key in enumerate(query.sort):
+        stages.extend(_sort_value_stages(key, position))
+    if query.after is not None:
+        stages.append({"$match": _sorted_keyset(query)})
+    order: Document = {}
+    for position, key in enumerate(query.sort):
+        order[f"m{position}"] = 1
+        order[f"s{position}"] = -1 if key.descending else 1
+    order.update(dict(SEARCH_ORDER))
+    stages.extend([{"$addFields": {f"m{position}": _missing_flag(f"$s{position}")
+                                   for position in range(len(query.sort))}},
+                   {"$sort": order}, {"$skip": max(query.offset, 0)},
+                   {"$limit": query.count}, {"$project": {"idx": 0}}])
+    return stages
+
+
+def _sort_value_stages(key: SortKey, position: int) -> list[Document]:
+    name = f"s{position}"
+    if key.kind == "id":
+        return [{"$addFields": {name: "$id"}}]
+    if key.kind == "last_updated":
+        return [{"$addFields": {name: "$last_updated"}}]
+    kept = [*_SORT_CARRIED, *(f"s{earlier}" for earlier in range(position))]
+    return [{"$addFields": {_SORT_SCRATCH: _entry_values(key)}},
+            {"$unwind": {"path": f"${_SORT_SCRATCH}", "preserveNullAndEmptyArrays": True}},
+            {"$group": {"_id": "$_id", **{field: {"$first": f"${field}"} for field in kept},
+                        name: {"$max" if key.descending else "$min": f"${_SORT_SCRATCH}"}}}]
+
+
+def _entry_values(key: SortKey) -> Document:
+    """The parameter's values of a document that sort it: entries of its kind that have one.
+
+    Entries are filtered on the value being above null before being mapped to it, which
+    also keeps out entries without the field (a missing field inside ``$map`` is not portable).
+    """
+    ascending, descending = _SORT_ENTRY_VALUES[key.kind]
+    value = descending if key.descending else ascending
+    entries = {"$filter": {"input": "$idx", "as": "e", "cond": {"$and": [
+        {"$eq": ["$$e.p", {"$literal": key.param}]},
+        {"$eq": ["$$e.k", {"$literal": _SORT_KINDS[key.kind]}]},
+        {"$gt": [value, None]}]}}}
+    return {"$map": {"input": entries, "as": "e", "in": value}}
+
+
+def _missing_flag(value: str) -> Document:
+    """1 when the sort value is missing (sorting it after every present value), else 0."""
+    return {"$cond": [{"$gt": [value, None]}, 0, 1]}
+
+
+def _sorted_keyset(query: SearchQuery) -> Document:
+    """Documents after the cursor in sort order: the lexicographic OR-chain over the sort
+    values (a missing value sorting after every present one) then the tie-breakers."""
+    after = query.after or ()
+    if len(after) != len(query.sort) + 3:
+        raise ValueError("a sorted search's cursor holds one value per sort key, then the "
+                         "last_updated, type and id")
+    fields = [*((f"s{n}", key.descending) for n, key in enumerate(query.sort)),
+              *((field, False) for field, _ in SEARCH_ORDER)]
+    alternatives: list[Document] = []
+    equal_prefix: list[Document] = []
+    for (field, descending), value in zip(fields, after, strict=True):
+        if value is not None:
+            beyond = {field: {"$lt" if descending else "$gt": value}}
+            alternatives.append({"$and": [*equal_prefix,
+                                          {"$or": [_equals(field, None), beyond]}]})
+        equal_prefix.append(_equals(field, value))
+    return _any_of(alternatives)
 
 
 def clause_filter(clause: Clause, joins: Joins = NO_JOINS) -> Document:

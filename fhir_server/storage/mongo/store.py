@@ -20,6 +20,7 @@ from fhir_server.storage.mongo.compile import (
     history_filter,
     page_filter,
     search_filter,
+    sorted_pipeline,
 )
 from fhir_server.storage.mongo.documents import (
     HISTORY,
@@ -124,13 +125,21 @@ class MongoStore:
             joins = await resolve_joins(resources, query.resource_type, query.where,
                                         limit=self._join_limit)
             found = []
-            if query.count > 0:
+            if query.count > 0 and query.sort:
+                found = await resources.aggregate(sorted_pipeline(query, joins),
+                                                  allowDiskUse=True).to_list(None)
+            elif query.count > 0:
                 cursor = resources.find(page_filter(query, joins), _WITHOUT_INDEX).sort(
                     SEARCH_ORDER)
                 found = await cursor.skip(max(query.offset, 0)).limit(query.count).to_list(None)
             total = (await resources.count_documents(search_filter(query, joins))
                      if query.want_total else None)
-        return SearchPage(tuple(stored_version(document) for document in found), total)
+        matches = tuple(stored_version(document) for document in found)
+        if not query.sort:
+            return SearchPage(matches, total)
+        return SearchPage(matches, total, tuple(
+            tuple(document.get(f"s{position}") for position in range(len(query.sort)))
+            for document in found))
 
     async def outbox_pending(self, limit: int) -> tuple[OutboxRecord, ...]:
         if limit <= 0:

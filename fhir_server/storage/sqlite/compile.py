@@ -32,6 +32,7 @@ from fhir_server.storage.query import (
     ReferenceClause,
     ReferenceValue,
     SearchQuery,
+    SortKey,
     StringClause,
     TextClause,
     TokenClause,
@@ -55,10 +56,14 @@ class Sql:
 
 @dataclass(frozen=True, slots=True)
 class CompiledSearch:
-    """The page statement, and the count statement when the query wants a total."""
+    """The page statement, and the count statement when the query wants a total.
+
+    Each page row holds ``VERSION_COLUMNS`` then its ``sort_columns`` sort values.
+    """
 
     page: Sql
     total: Sql | None
+    sort_columns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,18 @@ _SELF_AND_PREFIXES = ("WITH RECURSIVE prefixes (p) AS (SELECT ? UNION ALL "
                       "SELECT p FROM prefixes")
 """A value and each of its non-empty prefixes, for ``:above`` (the value starts with the entry)."""
 
+_SORT_ENTRY_VALUES = {
+    "string": ("idx_string", "normalized", "normalized"),
+    "token": ("idx_token", "code", "code"),
+    "date": ("idx_date", "low", "high"),
+    "number": ("idx_number", "low", "high"),
+    "quantity": ("idx_quantity", "low", "high"),
+    "uri": ("idx_uri", "value", "value"),
+    "reference": ("idx_reference", "COALESCE(target_type || '/' || target_id, url)",
+                  "COALESCE(target_type || '/' || target_id, url)"),
+}
+"""Per entry kind: its table, and the value it sorts by ascending and descending."""
+
 _ID_RANK = -1
 """Ids drive whenever they are given; the ranks of the other clauses are in ``_drive_rank``."""
 
@@ -114,9 +131,14 @@ def any_of(conditions: Sequence[Sql]) -> Sql:
 
 
 def compile_search(query: SearchQuery) -> CompiledSearch:
-    """Current, non-deleted resources in (last_updated, type, id) order, keyset then offset."""
+    """Current, non-deleted resources in sort then (last_updated, type, id) order, keyset then
+    offset."""
     filters = _search_filters(query)
     where = all_of(filters)
+    total = (Sql(f"SELECT count(*) FROM resources AS r WHERE {where.text}", where.params)
+             if query.want_total else None)
+    if query.sort:
+        return CompiledSearch(_sorted_page(query, where), total, len(query.sort))
     if query.after is not None:
         page_where = all_of([*filters, Sql("(r.last_updated, r.resource_type, r.id) > (?, ?, ?)",
                                            tuple(query.after))])
@@ -126,9 +148,58 @@ def compile_search(query: SearchQuery) -> CompiledSearch:
                f"FROM resources AS r WHERE {page_where.text} "
                f"ORDER BY r.last_updated, r.resource_type, r.id LIMIT ? OFFSET ?",
                (*page_where.params, query.count, query.offset))
-    total = (Sql(f"SELECT count(*) FROM resources AS r WHERE {where.text}", where.params)
-             if query.want_total else None)
     return CompiledSearch(page, total)
+
+
+def _sorted_page(query: SearchQuery, where: Sql) -> Sql:
+    """The page of a sorted search: each match with its sort values ``s0``, ``s1``…, ordered
+    by them (missing values last) then by the stable tie-breakers."""
+    values = [_sort_value(key) for key in query.sort]
+    columns = ", ".join(f"({value.text}) AS s{position}" for position, value in enumerate(values))
+    keyset = _sorted_keyset(query) if query.after is not None else TRUE
+    order = ", ".join(f"s{position} IS NULL, s{position}{' DESC' if key.descending else ''}"
+                      for position, key in enumerate(query.sort))
+    return Sql(f"SELECT {VERSION_COLUMNS}, {', '.join(f's{n}' for n in range(len(values)))} "
+               f"FROM (SELECT r.resource_type, r.id, r.version, r.last_updated, r.method, "
+               f"r.body, {columns} FROM resources AS r WHERE {where.text}) "
+               f"WHERE {keyset.text} ORDER BY {order}, last_updated, resource_type, id "
+               f"LIMIT ? OFFSET ?",
+               (*(param for value in values for param in value.params), *where.params,
+                *keyset.params, query.count, query.offset))
+
+
+def _sort_value(key: SortKey) -> Sql:
+    """A row's value for one sort key: a column, or the least (greatest, descending) of its
+    entries for the parameter (NULL when it has none)."""
+    if key.kind == "id":
+        return Sql("r.id")
+    if key.kind == "last_updated":
+        return Sql("r.last_updated")
+    table, ascending, descending = _SORT_ENTRY_VALUES[key.kind]
+    aggregate = f"MAX({descending})" if key.descending else f"MIN({ascending})"
+    return Sql(f"SELECT {aggregate} FROM {table} WHERE rid = r.rid AND param = ?", (key.param,))
+
+
+def _sorted_keyset(query: SearchQuery) -> Sql:
+    """Rows after the cursor in sort order: the lexicographic OR-chain over the sort values
+    (a missing value sorting after every present one) then the tie-breakers."""
+    after = query.after or ()
+    if len(after) != len(query.sort) + 3:
+        raise ValueError("a sorted search's cursor holds one value per sort key, then the "
+                         "last_updated, type and id")
+    columns = [*((f"s{n}", key.descending) for n, key in enumerate(query.sort)),
+               ("last_updated", False), ("resource_type", False), ("id", False)]
+    alternatives: list[Sql] = []
+    equal_prefix: list[Sql] = []
+    for (column, descending), value in zip(columns, after, strict=True):
+        if value is not None:
+            operator = "<" if descending else ">"
+            alternatives.append(all_of([*equal_prefix, Sql(
+                f"{column} IS NULL OR {column} {operator} ?", (value,))]))
+            equal_prefix.append(Sql(f"{column} = ?", (value,)))
+        else:
+            equal_prefix.append(Sql(f"{column} IS NULL"))
+    return any_of(alternatives)
 
 
 def compile_history(query: HistoryQuery) -> Sql:

@@ -14,10 +14,13 @@ from fhir_server.storage.protocol import OutboxEvent, OutboxRecord, SearchPage, 
 from fhir_server.storage.query import HistoryQuery, SearchQuery
 from fhir_server.storage.sqlite.compile import (
     VERSION_COLUMNS,
+    CompiledSearch,
     Sql,
     compile_history,
     compile_search,
 )
+
+_VERSION_WIDTH = len(VERSION_COLUMNS.split(","))
 
 _READ_CURRENT = (f"SELECT {VERSION_COLUMNS} FROM resources "
                  f"WHERE resource_type = ? AND id = ?")
@@ -45,14 +48,25 @@ def history(connection: sqlite3.Connection, query: HistoryQuery) -> tuple[Stored
 def search(connection: sqlite3.Connection, query: SearchQuery) -> SearchPage:
     compiled = compile_search(query)
     if compiled.total is None:
-        return SearchPage(_versions(connection, compiled.page), None)
+        return _page(connection, compiled, None)
     connection.execute("BEGIN")
     try:
         total = int(connection.execute(compiled.total.text, compiled.total.params).fetchone()[0])
-        matches = _versions(connection, compiled.page) if query.count > 0 else ()
+        page = _page(connection, compiled, total) if query.count > 0 else SearchPage((), total)
     finally:
         connection.execute("COMMIT")
-    return SearchPage(matches, total)
+    return page
+
+
+def _page(connection: sqlite3.Connection, compiled: CompiledSearch,
+          total: int | None) -> SearchPage:
+    """The matches of the page statement, with their sort values when the search sorts."""
+    rows = connection.execute(compiled.page.text, compiled.page.params).fetchall()
+    if not compiled.sort_columns:
+        return SearchPage(tuple(StoredVersion(*row) for row in rows), total)
+    width = _VERSION_WIDTH
+    return SearchPage(tuple(StoredVersion(*row[:width]) for row in rows), total,
+                      tuple(tuple(row[width:]) for row in rows))
 
 
 def outbox_pending(connection: sqlite3.Connection, limit: int) -> tuple[OutboxRecord, ...]:
