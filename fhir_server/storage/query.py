@@ -209,9 +209,10 @@ class SearchQuery:
     """A search for current (not deleted) resources.
 
     ``resource_type`` None searches every type. Results come in ``sort`` order, ties (and every
-    result when ``sort`` is empty) in a stable order: last updated, then type and id. ``after`` is
-    the keyset of the last result of the previous page: its value for each sort key (None when
-    missing), then its (last_updated, resource_type, id).
+    result when ``sort`` is empty) in a stable order: type, then id. A resource's type and id
+    never change, so an update cannot move it across a paging cursor. ``after`` is the keyset of
+    the last result of the previous page: its value for each sort key (None when missing), then
+    its (resource_type, id).
     """
 
     resource_type: str | None

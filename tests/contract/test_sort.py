@@ -79,9 +79,9 @@ async def test_tokens_sort_by_code_ignoring_entries_without_one(store: Store) ->
     await _put_without_values(writer)
 
     assert await order(store, ascending("code", "token")) == [
-        "b", "a", "system-only", "none-1", "none-2"]
+        "b", "a", "none-1", "none-2", "system-only"]
     assert await order(store, descending("code", "token")) == [
-        "a", "b", "system-only", "none-1", "none-2"]
+        "a", "b", "none-1", "none-2", "system-only"]
 
 
 async def test_dates_sort_by_low_ascending_and_high_descending(store: Store) -> None:
@@ -246,7 +246,7 @@ async def _all_pages(store: Store, sort: tuple[SortKey, ...], count: int) -> lis
             return pages
         pages.append([m.id for m in page.matches])
         last = page.matches[-1]
-        after = (*page.sort_values[-1], last.last_updated, last.resource_type, last.id)
+        after = (*page.sort_values[-1], last.resource_type, last.id)
         assert len(pages) <= 10, "paging does not end"
 
 
@@ -263,7 +263,7 @@ async def test_keyset_paging_descending_through_missing_values_and_ties(store: S
     sort = (descending("birthdate", "date"),)
     expected = await order(store, *sort)
     assert expected[:4] == ["adams", "smith-1990", "smith-1990-twin", "smith-1980"]
-    assert expected[5:] == ["smith-undated", "nothing", "adams-undated"]
+    assert expected[5:] == ["adams-undated", "nothing", "smith-undated"]
 
     pages = await _all_pages(store, sort, count=3)
     assert pages == [expected[0:3], expected[3:6], expected[6:8]]

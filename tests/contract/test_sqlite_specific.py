@@ -363,7 +363,7 @@ async def test_chains_and_has_start_from_the_inner_index(sqlite_store: SqliteSto
 
     has = plan_of(path, SearchQuery("Patient", (HasClause("Observation", "subject", (
         TokenClause("code", (TokenValue("http://loinc.org", "1"),)),)),)))
-    assert has[0] == "SEARCH r USING INDEX resources_key (resource_type=? AND id=?)"
+    assert has[0] == "SEARCH r USING INDEX resources_live_by_type_id (resource_type=? AND id=?)"
     assert any("idx_token_param_system_code" in step for step in has)
     assert not any(step.startswith("SCAN") for step in has), has
 
@@ -375,7 +375,7 @@ async def test_probes_use_the_index_of_the_row_they_check(sqlite_store: SqliteSt
         ChainClause("subject", "Patient", (StringClause("family", ("dup",)),)),
         HasClause("Provenance", "target", ()))))
     assert plan[0] == "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"
-    assert "SEARCH t1 USING INDEX resources_key (resource_type=? AND id=?)" in plan
+    assert "SEARCH t1 USING INDEX resources_live_by_type_id (resource_type=? AND id=?)" in plan
     assert any(step.startswith("SEARCH h1 USING COVERING INDEX "
                                "idx_reference_param_target_id_target_type") for step in plan)
     assert not any(step.startswith("SCAN") for step in plan), plan
@@ -404,7 +404,8 @@ async def test_a_version_1_file_gets_the_new_indexes(path: Path) -> None:
     await first.commit([change("p1", 1, instant(1), index=(
         StringEntry("family", "dupont", "Dupont"),))])
     await first.close()
-    added = ("idx_token_param_text", "idx_string_param_exact", "idx_number_param_high")
+    added = ("idx_token_param_text", "idx_string_param_exact", "idx_number_param_high",
+             "resources_live_by_type_id")
     with raw(path) as connection:
         for index in added:
             connection.execute(f"DROP INDEX {index}")
@@ -419,7 +420,16 @@ async def test_a_version_1_file_gets_the_new_indexes(path: Path) -> None:
         await second.close()
     assert ids(found.matches) == ["p1"]
     with raw(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         present = {name for (name,) in connection.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert present >= set(added)
+
+
+async def test_the_default_order_reads_the_live_index_in_order(sqlite_store: SqliteStore,
+                                                                path: Path) -> None:
+    for query in (SearchQuery("Patient"), SearchQuery("Patient", after=("Patient", "p1")),
+                  SearchQuery(None, after=("Observation", "o1"))):
+        plan = plan_of(path, query)
+        assert plan[0].startswith("SEARCH r USING INDEX resources_live_by_type_id "), plan
+        assert not any("TEMP B-TREE" in step for step in plan), plan

@@ -122,17 +122,17 @@ def _sort_refusal(refused: Sequence[str]) -> str:
 
 
 def _keyset_of(result: SearchPage, position: int) -> tuple[object, ...]:
-    """The cursor keyset after a match: its sort values (if sorted), last_updated, type, id."""
+    """The cursor keyset after a match: its sort values (if sorted), then its type and id."""
     match = result.matches[position]
     sort_values = result.sort_values[position] if result.sort_values else ()
-    return (*sort_values, match.last_updated, match.resource_type, match.id)
+    return (*sort_values, match.resource_type, match.id)
 
 
 def _after(keyset: tuple[Any, ...] | None, sort: Sequence[SortKey]) -> tuple[object, ...] | None:
-    """The store's keyset from a cursor's: the sort values, then last_updated, type and id."""
+    """The store's keyset from a cursor's: the sort values, then type and id."""
     if keyset is None:
         return None
-    if len(keyset) != len(sort) + 3:
+    if len(keyset) != len(sort) + 2:
         raise FhirError(ErrorCode.BAD_PARAMETER, "This paging cursor does not match its request",
                         expression=(CURSOR_PARAM,))
     width = len(sort)

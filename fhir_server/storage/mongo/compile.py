@@ -53,7 +53,8 @@ from fhir_server.storage.query import (
     UriClause,
 )
 
-SEARCH_ORDER: Final = [("last_updated", 1), ("type", 1), ("id", 1)]
+SEARCH_ORDER: Final = [("type", 1), ("id", 1)]
+"""The stable order of search results and of the ties of a sort: fields an update never changes."""
 HISTORY_ORDER: Final = [("last_updated", -1), ("type", -1), ("id", -1), ("version", -1)]
 
 Join: TypeAlias = ChainClause | HasClause
@@ -113,7 +114,8 @@ def page_filter(query: SearchQuery, joins: Joins = NO_JOINS) -> Document:
     matching = search_filter(query, joins)
     if query.after is None:
         return matching
-    return {"$and": [matching, _beyond(("last_updated", "type", "id"), query.after, "$gt")]}
+    tie_breakers = tuple(field for field, _ in SEARCH_ORDER)
+    return {"$and": [matching, _beyond(tie_breakers, query.after, "$gt")]}
 
 
 def sorted_pipeline(query: SearchQuery, joins: Joins = NO_JOINS) -> list[Document]:
@@ -178,9 +180,9 @@ def _sorted_keyset(query: SearchQuery) -> Document:
     """Documents after the cursor in sort order: the lexicographic OR-chain over the sort
     values (a missing value sorting after every present one) then the tie-breakers."""
     after = query.after or ()
-    if len(after) != len(query.sort) + 3:
+    if len(after) != len(query.sort) + len(SEARCH_ORDER):
         raise ValueError("a sorted search's cursor holds one value per sort key, then the "
-                         "last_updated, type and id")
+                         "type and id")
     fields = [*((f"s{n}", key.descending) for n, key in enumerate(query.sort)),
               *((field, False) for field, _ in SEARCH_ORDER)]
     alternatives: list[Document] = []

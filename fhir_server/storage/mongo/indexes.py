@@ -31,7 +31,9 @@ INDEXES: Final = (
     IndexSpec(RESOURCES, "type_reference", (("type", 1), ("idx.p", 1), ("idx.i", 1), ("idx.t", 1))),
     # Uri search: exact, :below (a prefix range) and :above (the value's prefixes, $in).
     IndexSpec(RESOURCES, "type_uri", (("type", 1), ("idx.p", 1), ("idx.v", 1))),
-    # Search order and keyset paging within a type, and _lastUpdated ranges.
+    # Search order and keyset paging, by type then id: fields an update never changes.
+    IndexSpec(RESOURCES, "type_id", (("type", 1), ("id", 1))),
+    # _lastUpdated ranges within a type (and _sort on it).
     IndexSpec(RESOURCES, "type_last_updated_id", (("type", 1), ("last_updated", 1), ("id", 1))),
     # System history, newest first, and its keyset cursor.
     IndexSpec(HISTORY, "last_updated_type_id_version",

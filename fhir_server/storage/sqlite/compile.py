@@ -131,8 +131,7 @@ def any_of(conditions: Sequence[Sql]) -> Sql:
 
 
 def compile_search(query: SearchQuery) -> CompiledSearch:
-    """Current, non-deleted resources in sort then (last_updated, type, id) order, keyset then
-    offset."""
+    """Current, non-deleted resources in sort then (type, id) order, keyset then offset."""
     filters = _search_filters(query)
     where = all_of(filters)
     total = (Sql(f"SELECT count(*) FROM resources AS r WHERE {where.text}", where.params)
@@ -140,13 +139,13 @@ def compile_search(query: SearchQuery) -> CompiledSearch:
     if query.sort:
         return CompiledSearch(_sorted_page(query, where), total, len(query.sort))
     if query.after is not None:
-        page_where = all_of([*filters, Sql("(r.last_updated, r.resource_type, r.id) > (?, ?, ?)",
+        page_where = all_of([*filters, Sql("(r.resource_type, r.id) > (?, ?)",
                                            tuple(query.after))])
     else:
         page_where = where
     page = Sql(f"SELECT r.resource_type, r.id, r.version, r.last_updated, r.method, r.body "
                f"FROM resources AS r WHERE {page_where.text} "
-               f"ORDER BY r.last_updated, r.resource_type, r.id LIMIT ? OFFSET ?",
+               f"ORDER BY r.resource_type, r.id LIMIT ? OFFSET ?",
                (*page_where.params, query.count, query.offset))
     return CompiledSearch(page, total)
 
@@ -162,7 +161,7 @@ def _sorted_page(query: SearchQuery, where: Sql) -> Sql:
     return Sql(f"SELECT {VERSION_COLUMNS}, {', '.join(f's{n}' for n in range(len(values)))} "
                f"FROM (SELECT r.resource_type, r.id, r.version, r.last_updated, r.method, "
                f"r.body, {columns} FROM resources AS r WHERE {where.text}) "
-               f"WHERE {keyset.text} ORDER BY {order}, last_updated, resource_type, id "
+               f"WHERE {keyset.text} ORDER BY {order}, resource_type, id "
                f"LIMIT ? OFFSET ?",
                (*(param for value in values for param in value.params), *where.params,
                 *keyset.params, query.count, query.offset))
@@ -184,11 +183,11 @@ def _sorted_keyset(query: SearchQuery) -> Sql:
     """Rows after the cursor in sort order: the lexicographic OR-chain over the sort values
     (a missing value sorting after every present one) then the tie-breakers."""
     after = query.after or ()
-    if len(after) != len(query.sort) + 3:
+    if len(after) != len(query.sort) + 2:
         raise ValueError("a sorted search's cursor holds one value per sort key, then the "
-                         "last_updated, type and id")
+                         "type and id")
     columns = [*((f"s{n}", key.descending) for n, key in enumerate(query.sort)),
-               ("last_updated", False), ("resource_type", False), ("id", False)]
+               ("resource_type", False), ("id", False)]
     alternatives: list[Sql] = []
     equal_prefix: list[Sql] = []
     for (column, descending), value in zip(columns, after, strict=True):

@@ -4,7 +4,8 @@ The schema version lives in ``PRAGMA user_version``. ``prepare_database`` create
 index of a new file in one transaction, accepts a file at the current version as it is, and
 refuses a file written by a newer schema. An older file is brought up to date the same way: every
 statement is ``CREATE … IF NOT EXISTS``, so only what is missing gets created (version 2 added
-the lookup indexes on token text, exact strings and number highs).
+the lookup indexes on token text, exact strings and number highs; version 3 the index of the
+search order, ``resources_live_by_type_id``).
 
 The new file also gets fixed planner statistics (``sqlite_stat1``) describing a large database,
 so SQLite picks the same index-driven plans on a file of ten rows as on one of ten million
@@ -20,7 +21,7 @@ from pathlib import Path
 from fhir_server.storage.protocol import StoreUnavailable
 from fhir_server.storage.sqlite.index_tables import INDEX_TABLES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 BUSY_TIMEOUT_SECONDS = 5.0
 CACHED_STATEMENTS = 256
@@ -37,6 +38,9 @@ _CORE_STATEMENTS = (
         body BLOB)""",
     "CREATE UNIQUE INDEX IF NOT EXISTS resources_key ON resources (resource_type, id)",
     "CREATE INDEX IF NOT EXISTS resources_id ON resources (id)",
+    # The search order, (type, id): fields an update never changes, so paging stays stable.
+    """CREATE INDEX IF NOT EXISTS resources_live_by_type_id
+        ON resources (resource_type, id) WHERE body IS NOT NULL""",
     """CREATE INDEX IF NOT EXISTS resources_live_by_time
         ON resources (last_updated, resource_type, id) WHERE body IS NOT NULL""",
     """CREATE INDEX IF NOT EXISTS resources_live_by_type_time
@@ -78,6 +82,7 @@ PLANNER_STATISTICS: tuple[tuple[str, str, str], ...] = (
     # (table, index, "rows, then rows per distinct value of each leading prefix of the index")
     ("resources", "resources_key", "1000000 20000 1"),
     ("resources", "resources_id", "1000000 2"),
+    ("resources", "resources_live_by_type_id", "1000000 20000 1"),
     ("resources", "resources_live_by_time", "1000000 2 1 1"),
     ("resources", "resources_live_by_type_time", "1000000 20000 2 1"),
     ("history", "history_key", "3000000 60000 3 1"),
