@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Final, Literal, Protocol
 
 from fhir_server.engine.resource_types import known_types
@@ -42,7 +43,9 @@ from fhir_server.search.prefixes import (
     value_tests,
 )
 from fhir_server.search.registry import ParamType, SearchParam, SearchRegistry
+from fhir_server.search.ucum import UCUM_SYSTEM, canonical, canonical_code, canonical_param
 from fhir_server.storage.query import (
+    AnyClause,
     ChainClause,
     Clause,
     HasClause,
@@ -417,31 +420,50 @@ def _number_clause(ctx: _Context, param: SearchParam, modifier: str,
                        tuple(test for part in parts for test in _number_tests(unescape(part))))
 
 
-def _number_tests(part: str, *, system: str | None = None,
-                  code: str | None = None) -> tuple[RangeTest, ...]:
+def _number_tests(part: str, *, system: str | None = None, code: str | None = None,
+                  factor: Decimal = Decimal(1)) -> tuple[RangeTest, ...]:
     prefix, text = split_prefix(part)
     try:
-        return value_tests(prefix, text, system=system, code=code)
+        return value_tests(prefix, text, system=system, code=code, factor=factor)
     except ValueError:
         raise _Malformed(part, f"is not a number {_PREFIX_HINT}") from None
 
 
 def _quantity_clause(ctx: _Context, param: SearchParam, modifier: str,
-                     parts: list[str]) -> RangeClause:
+                     parts: list[str]) -> Clause:
+    """Quantities as written; a convertible UCUM unit also matches, OR-ed, the canonical
+    entries (``{code}:canonical``): ``5|http://unitsofmeasure.org|mg`` finds a stored ``0.005 g``.
+    A search without a unit never sees the canonical entries."""
     _no_modifier(param, modifier)
-    return RangeClause(param.code, "quantity",
-                       tuple(test for part in parts for test in _quantity_tests(part)))
+    as_written: list[RangeTest] = []
+    in_canonical: list[RangeTest] = []
+    for part in parts:
+        written, converted = _quantity_tests(part)
+        as_written.extend(written)
+        in_canonical.extend(converted)
+    clause = RangeClause(param.code, "quantity", tuple(as_written))
+    if not in_canonical:
+        return clause
+    return AnyClause((clause, RangeClause(canonical_param(param.code), "quantity",
+                                          tuple(in_canonical))))
 
 
-def _quantity_tests(part: str) -> tuple[RangeTest, ...]:
-    """``[prefix]number``, ``[prefix]number|system|code`` or ``[prefix]number||code``."""
+def _quantity_tests(part: str) -> tuple[tuple[RangeTest, ...], tuple[RangeTest, ...]]:
+    """(tests as written, tests on canonical entries) of ``[prefix]number``,
+    ``[prefix]number|system|code`` or ``[prefix]number||code``."""
     pieces = [unescape(piece) for piece in split_escaped(part, "|")]
     if len(pieces) == 1:
-        return _number_tests(pieces[0])
+        return _number_tests(pieces[0]), ()
     if len(pieces) != 3:
         raise _Malformed(part, "is not a quantity (number, number|system|code or number||code)")
     number, system, code = pieces
-    return _number_tests(number, system=system or None, code=code or None)
+    as_written = _number_tests(number, system=system or None, code=code or None)
+    converted = canonical(code) if code and system in ("", UCUM_SYSTEM) else None
+    if converted is None:
+        return as_written, ()
+    unit, factor = converted
+    return as_written, _number_tests(number, system=UCUM_SYSTEM, code=canonical_code(unit),
+                                     factor=factor)
 
 
 def _reference_clause(ctx: _Context, param: SearchParam, modifier: str,

@@ -124,12 +124,13 @@ def date_tests(prefix: str, text: str, *, now: datetime) -> tuple[RangeTest, ...
 
 
 def value_tests(prefix: str, text: str, *, system: str | None = None,
-                code: str | None = None) -> tuple[RangeTest, ...]:
+                code: str | None = None, factor: Decimal = Decimal(1)) -> tuple[RangeTest, ...]:
     """The tests a number or quantity entry must pass for ``<prefix><number>``.
 
-    Raises ValueError when ``text`` is not a number.
+    ``factor``: the number and its precision range are first multiplied by it (a quantity
+    converted to its canonical unit). Raises ValueError when ``text`` is not a number.
     """
-    value, low, high = number_range(text)
+    value, low, high = (bound * factor for bound in number_range(text))
     spread = abs(value) * _AP_FRACTION
     anchors: dict[Anchor, str | float] = {
         "S.low": float(low), "S.high": float(high), "v": float(value),

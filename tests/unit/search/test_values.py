@@ -246,9 +246,11 @@ def test_number_values_and_ranges(protection: IdentifierProtection) -> None:
 def test_a_quantity_gives_system_code_and_precision_range(
         protection: IdentifierProtection) -> None:
     convert = quantity.converter("Quantity", protection)
-    [entry] = _convert(convert, {"value": 5.4, "unit": "mg",
-                                 "system": "http://unitsofmeasure.org", "code": "mg"})
-    assert isinstance(entry, QuantityEntry)
+    [entry, in_grams] = _convert(convert, {"value": 5.4, "unit": "mg",
+                                           "system": "http://unitsofmeasure.org", "code": "mg"})
+    assert isinstance(entry, QuantityEntry) and isinstance(in_grams, QuantityEntry)
+    assert (in_grams.param, in_grams.code) == ("p:canonical", "canonical:g")
+    assert [in_grams.low, in_grams.high] == pytest.approx([0.00535, 0.00545])
     assert (entry.system, entry.code) == ("http://unitsofmeasure.org", "mg")
     assert [entry.low, entry.high] == pytest.approx([5.35, 5.45])
     assert _convert(convert, {"value": 12, "unit": "comprimés"}) == [
@@ -259,7 +261,9 @@ def test_a_quantity_gives_system_code_and_precision_range(
 def test_age_duration_money_and_range(protection: IdentifierProtection) -> None:
     assert _convert(quantity.converter("Age", protection),
                     {"value": 42, "system": "http://unitsofmeasure.org", "code": "a"}) == [
-        QuantityEntry("p", "http://unitsofmeasure.org", "a", 41.5, 42.5)]
+        QuantityEntry("p", "http://unitsofmeasure.org", "a", 41.5, 42.5),
+        QuantityEntry("p:canonical", "http://unitsofmeasure.org", "canonical:s",
+                      41.5 * 31557600, 42.5 * 31557600)]
     assert _convert(quantity.converter("Money", protection),
                     {"value": 25, "currency": "EUR"}) == [
         QuantityEntry("p", quantity.CURRENCY_SYSTEM, "EUR", 24.5, 25.5)]

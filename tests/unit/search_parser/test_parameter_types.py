@@ -6,6 +6,7 @@ import pytest
 
 from fhir_server.errors import ErrorCode
 from fhir_server.storage.query import (
+    AnyClause,
     IdClause,
     LastUpdatedClause,
     MissingClause,
@@ -187,6 +188,11 @@ def test_malformed_number(value: str) -> None:
 ])
 def test_quantity_forms(value: str, system: str | None, code: str | None) -> None:
     clause = only_clause("Observation", "value-quantity", value)
+    if isinstance(clause, AnyClause):  # a UCUM unit: also the canonical entries, apart
+        clause, canonical = clause.clauses
+        assert isinstance(canonical, RangeClause)
+        assert canonical.param == "value-quantity:canonical"
+        assert [t.code for t in canonical.tests] == ["canonical:g"]
     assert isinstance(clause, RangeClause) and clause.kind == "quantity"
     assert [(t.system, t.code) for t in clause.tests] == [(system, code)]
     assert passes(clause.tests, 5.35, 5.45) and not passes(clause.tests, 5.55, 5.65)
@@ -194,6 +200,8 @@ def test_quantity_forms(value: str, system: str | None, code: str | None) -> Non
 
 def test_quantity_prefix_applies_to_the_number() -> None:
     clause = only_clause("Observation", "value-quantity", "lt5.4||mg,gt10||g")
+    assert isinstance(clause, AnyClause)
+    clause = clause.clauses[0]
     assert isinstance(clause, RangeClause)
     assert [(t.code, passes((t,), 3.0, 3.0)) for t in clause.tests] == [("mg", True),
                                                                          ("g", False)]
