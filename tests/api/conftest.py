@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from fhir_server.api.app import create_app
 from fhir_server.settings import Settings
@@ -30,9 +31,8 @@ class Api:
 @pytest.fixture(params=BACKENDS)
 async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
     store = make_store(request.param, tmp_path)
-    settings = Settings(data_dir=tmp_path / "data", api_token=TOKEN, outbox_poll_seconds=0.05,
-                        change_events=True,
-                        max_body_bytes=256 * 1024)
+    settings = Settings(data_dir=tmp_path / "data", api_token=SecretStr(TOKEN),
+                        outbox_poll_seconds=0.05, change_events=True, max_body_bytes=256 * 1024)
     app = create_app(settings, store=store)
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), \

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from fhir_server.api.app import create_app
 from fhir_server.settings import Settings
@@ -58,7 +59,7 @@ extra_headers = st.dictionaries(
 @pytest.fixture
 async def fuzz_target(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
     store = SqliteStore(tmp_path / "fuzz.sqlite3")
-    app = create_app(Settings(data_dir=tmp_path / "data", api_token=TOKEN,
+    app = create_app(Settings(data_dir=tmp_path / "data", api_token=SecretStr(TOKEN),
                               outbox_dispatch=False), store=store)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from fhir_server.api.app import create_app
 from fhir_server.outbox.consumers import ConsumerRegistry
@@ -25,8 +26,8 @@ async def quiet_api(request: pytest.FixtureRequest,
                     tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
     """The app with its own dispatcher switched off, so the test drives delivery."""
     store = make_store(request.param, tmp_path)
-    settings = Settings(data_dir=tmp_path / "data", api_token=TOKEN, outbox_dispatch=False,
-                        change_events=True)
+    settings = Settings(data_dir=tmp_path / "data", api_token=SecretStr(TOKEN),
+                        outbox_dispatch=False, change_events=True)
     app = create_app(settings, store=store)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://test/fhir",

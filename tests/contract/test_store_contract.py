@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from fhir_server.storage.index import DateEntry, StringEntry, TokenEntry
+from fhir_server.storage.index import DateEntry, IndexEntry, StringEntry, TokenEntry
 from fhir_server.storage.protocol import (
     AlreadyConsumed,
     Change,
@@ -39,7 +39,7 @@ def body(resource_type: str, id: str, version: int, **extra: object) -> bytes:
 
 
 def change(resource_type: str, id: str, version: int, at: str, *, deleted: bool = False,
-           index: tuple[TokenEntry, ...] = (), expected: int | None = None) -> Change:
+           index: tuple[IndexEntry, ...] = (), expected: int | None = None) -> Change:
     return Change(
         resource_type=resource_type, id=id, version=version,
         expected_version=version - 1 if expected is None else expected,
@@ -175,8 +175,8 @@ async def test_history_instance_type_system(store: Store) -> None:
 
 
 async def test_history_since_and_paging(store: Store) -> None:
-    for second in range(1, 8):
-        await store.commit([change("Patient", f"p{second}", 1, instant(second))])
+    for tick in range(1, 8):
+        await store.commit([change("Patient", f"p{tick}", 1, instant(tick))])
     since = await store.history(HistoryQuery(resource_type="Patient", since=instant(5)))
     assert [v.id for v in since] == ["p7", "p6", "p5"]
     first = await store.history(HistoryQuery(resource_type="Patient", count=3))
@@ -272,8 +272,8 @@ async def test_search_accepts_every_index_entry_kind(store: Store) -> None:
 
 
 async def test_search_last_updated_and_paging(store: Store) -> None:
-    for second in range(1, 8):
-        await store.commit([change("Patient", f"p{second}", 1, instant(second))])
+    for tick in range(1, 8):
+        await store.commit([change("Patient", f"p{tick}", 1, instant(tick))])
     window = await store.search(SearchQuery("Patient", (
         LastUpdatedClause(instant(3), instant(5)),), want_total=True))
     assert [m.id for m in window.matches] == ["p3", "p4", "p5"] and window.total == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 from fhir_server.storage.protocol import Store
 
@@ -29,7 +30,7 @@ def make_store(backend: str, tmp_path: Path) -> Store:
         if mongo_is_live():
             from motor.motor_asyncio import AsyncIOMotorClient
 
-            client = AsyncIOMotorClient(os.environ["MONGODB_URL"])
+            client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(os.environ["MONGODB_URL"])
             return MongoStore(client, database, drop_on_close=True)
         from tests.support.mongomock_sessions import session_capable_mongomock_client
 
