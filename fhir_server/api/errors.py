@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from fhir_server.api.responses import error_response
 from fhir_server.errors import ErrorCode, FhirError
-from fhir_server.storage.protocol import StoreUnavailable
+from fhir_server.storage.protocol import QueryTooCostly, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,9 @@ def response_for(request: Request, exc: Exception) -> Response:
                    else f"{request.method} is not allowed on this URL"
                    if exc.status_code == 405 else str(exc.detail))
         return error_response(FhirError(code, message, headers=dict(exc.headers or {})))
+    if isinstance(exc, QueryTooCostly):
+        return error_response(FhirError(ErrorCode.TOO_COSTLY,
+                                        f"This search is too costly to run: {exc}"))
     if isinstance(exc, StoreUnavailable):
         logger.error("store unavailable: %s", type(exc).__name__)
         return error_response(FhirError(ErrorCode.STORE_UNAVAILABLE,

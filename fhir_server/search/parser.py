@@ -217,6 +217,10 @@ def _system_types(resource_type: str | None, params: Sequence[tuple[str, str]]) 
     return tuple(dict.fromkeys(found))
 
 
+MAX_OR_VALUES = 500
+"""Most comma-separated values one parameter may carry (SQLite's compound-select limit)."""
+
+
 def _or_parts(value: str) -> list[str]:
     return [part for part in split_escaped(value, ",") if part]
 
@@ -230,6 +234,10 @@ def _parameter(ctx: _Context, resource_type: str | None, name: str, value: str) 
         return _chain_clause(ctx, resource_type, head, rest, value)
     code, _, modifier = head.partition(":")
     parts = _or_parts(value)
+    if len(parts) > MAX_OR_VALUES:
+        raise FhirError(ErrorCode.TOO_COSTLY,
+                        f"{name}: {len(parts)} values OR-ed; at most {MAX_OR_VALUES} are accepted "
+                        "in one parameter", expression=(name,))
     if not parts:
         return None
     if code == "_id":
