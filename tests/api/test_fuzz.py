@@ -83,3 +83,32 @@ async def test_no_500_and_refusals_store_nothing(
         assert response.json()["resourceType"] == "OperationOutcome"
         after = await store.history(HistoryQuery(count=1000))
         assert after == before
+
+
+search_names = st.sampled_from([
+    "family", "name:exact", "name:contains", "birthdate", "gender", "gender:not", "identifier",
+    "identifier:of-type", "general-practitioner", "general-practitioner:Practitioner.name",
+    "_has:Observation:subject:code", "telecom", "address-city:missing", "_id", "_lastUpdated",
+    "_sort", "_include", "_revinclude", "_count", "_offset", "_summary", "_elements", "_total",
+    "code:in", "value-quantity", "nonsense", "_type", "link:above", "_cursor", "_tag:text"])
+search_values = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=24),
+    st.sampled_from(["ge2000", "2024-13", "eq", "|", "||", "a|b|c", "http://x|y", "-family",
+                     "Patient:*", "true", "1e400", "-1", "ap2024-01-01T10:00:00+14:00",
+                     "5.4|http://unitsofmeasure.org|mg", ",,,", "\\,", "Patient/x", "$"]))
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(resource_type=st.sampled_from(["Patient", "Observation", ""]),
+       params=st.lists(st.tuples(search_names, search_values), max_size=4),
+       strict=st.booleans())
+async def test_random_searches_never_fail_with_500(
+        fuzz_target: tuple[httpx.AsyncClient, Store], resource_type: str,
+        params: list[tuple[str, str]], strict: bool) -> None:
+    client, _ = fuzz_target
+    headers = {"Prefer": "handling=strict"} if strict else {}
+    response = await client.get(f"/{resource_type}" if resource_type else "", params=params,
+                                headers=headers)
+    assert response.status_code < 500, (params, response.text)
+    assert response.json()["resourceType"] in ("Bundle", "OperationOutcome")
