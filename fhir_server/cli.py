@@ -1,4 +1,4 @@
-"""The ``fhir-server`` command: serve the API, run the Celery worker or beat, run the benchmarks."""
+"""The ``fhir-server`` command: serve the API, run Celery worker or beat, benchmarks, ig build."""
 
 from __future__ import annotations
 
@@ -75,6 +75,21 @@ def _bench(argv: Sequence[str]) -> int:
     return bench_main(list(argv))
 
 
+def _ig_build(args: argparse.Namespace) -> int:
+    from fhir_server.ig import GuideError, build_package, load_guide, summarize_package
+
+    try:
+        guide = load_guide(args.profiles)
+        written = build_package(guide, args.out)
+    except (GuideError, OSError) as exc:
+        print(f"fhir-server ig build: {exc}", file=sys.stderr)
+        return 2
+    summary = summarize_package(written)
+    print(f"wrote {written} ({guide.package_id}): {summary.files} files, {summary.size} bytes, "
+          f"sha256 {summary.sha256}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-server", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -89,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=2)
     beat = commands.add_parser("beat", help="run the Celery beat scheduler")
     beat.add_argument("--loglevel", default="info")
+    ig = commands.add_parser("ig", help="implementation guide tooling (profiles/)")
+    ig_build = ig.add_subparsers(dest="ig_command", required=True).add_parser(
+        "build", help="build the guide's FHIR NPM package (package.tgz)")
+    ig_build.add_argument("--out", type=Path, default=Path("package.tgz"),
+                          help="the tarball to write (a directory gets package.tgz inside)")
+    ig_build.add_argument("--profiles", type=Path, default=None,
+                          help="the guide directory (default: the repository's profiles/)")
     commands.add_parser("bench", help="run the REST benchmarks; `bench search` the search "
                         "benchmarks (see tests/perf/)",
                         add_help=False)
@@ -104,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command in ("worker", "beat"):
         return _celery(args, args.command)
+    if args.command == "ig":
+        return _ig_build(args)
     return 2
 
 
