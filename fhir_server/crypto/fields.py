@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
+import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,10 +30,10 @@ from typing import Any, TypeAlias
 
 import orjson
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fhir_server.crypto.keys import KeyMaterial
+from fhir_server.crypto.random_pool import random_bytes
 from fhir_server.errors import ErrorCode, FhirError
 from fhir_server.types import JsonBytes, ResourceDict
 
@@ -106,7 +107,8 @@ class FieldCipher:
     def __init__(self, keys: KeyMaterial, policy: SensitivePolicy = DEFAULT_POLICY) -> None:
         self.policy = policy
         self._aead = AESGCM(keys.data_key)
-        self._blind_key = keys.blind_key
+        self._blind_mac = hmac.new(keys.blind_key, digestmod=hashlib.sha256)
+        """Keyed once; each blind index copies it (the key schedule is not redone per value)."""
 
     def seal(self, resource: ResourceDict) -> ResourceDict:
         """A new resource whose sensitive values are sealed; the input is left unchanged.
@@ -164,9 +166,9 @@ class FieldCipher:
 
     def blind_index(self, system: str, value: str) -> str:
         """The keyed HMAC stored and searched in place of a sensitive identifier's value."""
-        mac = hmac.HMAC(self._blind_key, hashes.SHA256())
+        mac = self._blind_mac.copy()
         mac.update(f"{system}|{value.strip()}".encode())
-        return BLIND_INDEX_PREFIX + mac.finalize().hex()
+        return BLIND_INDEX_PREFIX + mac.hexdigest()
 
     def is_sensitive_identifier(self, system: str | None) -> bool:
         """Whether identifiers of ``system`` are sealed (and so indexed by blind index)."""
@@ -202,7 +204,7 @@ class FieldCipher:
         if aad is None:
             raise ValueError("a resource needs its resourceType and id before its sensitive "
                              "values can be sealed")
-        nonce = os.urandom(_NONCE_BYTES)
+        nonce = random_bytes(_NONCE_BYTES)
         blob = nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), aad)
         return SEALED_PREFIX + base64.urlsafe_b64encode(blob).decode("ascii")
 

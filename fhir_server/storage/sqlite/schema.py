@@ -5,7 +5,8 @@ index of a new file in one transaction, accepts a file at the current version as
 refuses a file written by a newer schema. An older file is brought up to date the same way: every
 statement is ``CREATE … IF NOT EXISTS``, so only what is missing gets created (version 2 added
 the lookup indexes on token text, exact strings and number highs; version 3 the index of the
-search order, ``resources_live_by_type_id``).
+search order, ``resources_live_by_type_id``; version 4 drops the lookup indexes that others
+serve, listed in ``index_tables.RETIRED_INDEXES``, and makes two partial).
 
 The new file also gets fixed planner statistics (``sqlite_stat1``) describing a large database,
 so SQLite picks the same index-driven plans on a file of ten rows as on one of ten million
@@ -19,9 +20,9 @@ import sqlite3
 from pathlib import Path
 
 from fhir_server.storage.protocol import StoreUnavailable
-from fhir_server.storage.sqlite.index_tables import INDEX_TABLES
+from fhir_server.storage.sqlite.index_tables import INDEX_TABLES, RETIRED_INDEXES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 BUSY_TIMEOUT_SECONDS = 5.0
 CACHED_STATEMENTS = 256
@@ -94,6 +95,7 @@ PLANNER_STATISTICS: tuple[tuple[str, str, str], ...] = (
 )
 
 SCHEMA_STATEMENTS: tuple[str, ...] = (
+    *(f"DROP INDEX IF EXISTS {index}" for index in RETIRED_INDEXES),
     *_CORE_STATEMENTS,
     *(statement for table in INDEX_TABLES for statement in table.create_statements()),
 )

@@ -44,8 +44,10 @@ _STOP = object()
 class GroupCommitWriter:
     """A thread running queued write functions in grouped transactions."""
 
-    def __init__(self, open_connection: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, open_connection: Callable[[], sqlite3.Connection], *,
+                 after_commit: Callable[[], None] = lambda: None) -> None:
         self._open_connection = open_connection
+        self._after_commit = after_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._connection: sqlite3.Connection | None = None
@@ -132,6 +134,7 @@ class GroupCommitWriter:
                 if job.error is None:
                     job.error = failure
         self._answer_group(group)
+        self._after_commit()
 
     @staticmethod
     def _run_alone(connection: sqlite3.Connection, job: _Job) -> None:
