@@ -1,4 +1,11 @@
-"""The composition root: builds the store, keys, engine and outbox dispatcher from Settings."""
+"""The composition root: builds the store, keys, engine and outbox dispatcher from Settings.
+
+The engine comes with its built-in operations (``$reindex``) and the custom search-parameter
+catalogue (profiles and stored SearchParameters), whose write check runs before any other
+hook. The ``$reindex`` job needs the engine, so its outbox consumer is bound here: to the API's
+engine for in-process delivery, to an engine of the worker's own (``worker_consumers``) in a
+Celery worker.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,15 +24,24 @@ from fhir_server.engine.context import EngineContext, Limits
 from fhir_server.engine.engine import Engine
 from fhir_server.engine.hooks import Hooks
 from fhir_server.engine.indexing import Indexer
+from fhir_server.engine.operations import OperationRegistry
 from fhir_server.engine.paging import CursorSigner
+from fhir_server.engine.reindex import OPERATION as REINDEX
+from fhir_server.engine.reindex import REINDEX_TOPIC, reindex_consumer
+from fhir_server.engine.search_parameters import SearchParameterCatalogue, profile_parameters
 from fhir_server.engine.writing import CHANGE_TOPIC
 from fhir_server.outbox.consumers import (
+    BoundConsumers,
+    Consumer,
+    ConsumerRegistry,
     consumer_modules_from_env,
     consumers_for,
     import_consumer_modules,
+    registry,
 )
 from fhir_server.outbox.delivery import CeleryDeliverer, Deliverer, InProcessDeliverer
 from fhir_server.outbox.dispatcher import OutboxDispatcher
+from fhir_server.search.custom import CustomParameter
 from fhir_server.settings import Mode, Settings
 from fhir_server.storage.factory import open_store
 from fhir_server.storage.protocol import Store
@@ -36,20 +53,45 @@ API_TOKEN_FILE = "api-token"
 
 
 def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
-                 hooks: Hooks | None = None) -> Engine:
-    """An engine over a started store (consumer modules already imported)."""
+                 hooks: Hooks | None = None, *,
+                 profiles: Sequence[CustomParameter] | None = None) -> Engine:
+    """An engine over a started store (consumer modules already imported); ``await
+    engine.start()`` loads its custom search parameters. ``profiles``: the SearchParameters
+    shipped in ``profiles/`` unless given."""
     change_events = settings.change_events
     if change_events is None:
         change_events = bool(consumers_for(CHANGE_TOPIC))
     cipher = FieldCipher(keys)
     indexer = Indexer(blind_index=cipher.blind_index, is_sensitive=cipher.is_sensitive_identifier)
+    catalogue = SearchParameterCatalogue(
+        store=store, indexer=indexer, cipher=cipher,
+        profiles=profile_parameters() if profiles is None else profiles)
+    domain = hooks.before_commit if hooks is not None else []
     ctx = EngineContext(
         store=store, check_structure=validate_structure, cipher=cipher, indexer=indexer,
-        hooks=hooks or Hooks(), cursors=CursorSigner(keys.blind_key),
+        hooks=Hooks(before_commit=[catalogue.check_writes, *domain]),
+        cursors=CursorSigner(keys.blind_key),
         limits=Limits(default_page_size=settings.default_page_size,
                       max_page_size=settings.max_page_size, max_offset=settings.max_offset),
-        change_events=change_events)
-    return Engine(ctx)
+        search_parameters=catalogue, change_events=change_events)
+    return Engine(ctx, operations=OperationRegistry([REINDEX]))
+
+
+def engine_consumers(engine: Engine) -> tuple[Consumer, ...]:
+    """The outbox consumers that run with this engine: the ``$reindex`` jobs."""
+    return (reindex_consumer(engine.ctx),)
+
+
+def worker_consumers(settings: Settings) -> BoundConsumers:
+    """The engine-bound consumers of a worker: an engine over the worker's store, started on
+    the first event of their topics, with the keys the settings name."""
+
+    async def build(store: Store) -> Sequence[Consumer]:
+        engine = build_engine(store, load_keys(settings), settings)
+        await engine.start()
+        return engine_consumers(engine)
+
+    return BoundConsumers(topics=frozenset({REINDEX_TOPIC}), build=build)
 
 
 def api_token(settings: Settings) -> str:
@@ -74,12 +116,15 @@ def token_file(settings: Settings) -> Path | None:
     return None if settings.api_token is not None else settings.data_dir / API_TOKEN_FILE
 
 
-def _deliverer(settings: Settings, store: Store) -> Deliverer:
+def _deliverer(settings: Settings, store: Store, engine: Engine) -> Deliverer:
     if settings.broker:
         from workers.app import create_app
 
         return CeleryDeliverer(create_app(settings))
-    return InProcessDeliverer(store)
+    consumers = ConsumerRegistry(parent=registry)
+    for bound in engine_consumers(engine):
+        consumers.register(bound.name, bound.topic, bound.handler)
+    return InProcessDeliverer(store, consumers)
 
 
 @dataclass
@@ -102,9 +147,10 @@ class Runtime:
         await store.start()
         import_consumer_modules(consumer_modules_from_env())
         engine = build_engine(store, keys, settings, hooks)
+        await engine.start()
         dispatcher = None
         if settings.outbox_dispatch:
-            dispatcher = OutboxDispatcher(store, _deliverer(settings, store),
+            dispatcher = OutboxDispatcher(store, _deliverer(settings, store, engine),
                                           poll_seconds=settings.outbox_poll_seconds)
         runtime = cls(settings=settings, store=store, engine=engine, dispatcher=dispatcher)
         if dispatcher is not None:

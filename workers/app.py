@@ -1,8 +1,9 @@
 """The Celery app of the workers, built from Settings; ``celery -A workers.app worker`` runs it.
 
 The worker reads the usual ``FHIR_SERVER_*`` variables (``FHIR_SERVER_BROKER`` is required,
-``FHIR_SERVER_STORE`` names the store its tasks open) and imports the modules listed in
-``FHIR_SERVER_CONSUMER_MODULES`` (comma-separated) so that their outbox consumers register.
+``FHIR_SERVER_STORE`` names the store its tasks open, the encryption key opens it for the
+``$reindex`` jobs) and imports the modules listed in ``FHIR_SERVER_CONSUMER_MODULES``
+(comma-separated) so that their outbox consumers register.
 The module attribute ``app`` is built on first access, so importing this module needs no broker.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from celery import Celery
 
 from fhir_server.outbox.consumers import consumer_modules_from_env, import_consumer_modules
+from fhir_server.runtime import worker_consumers
 from fhir_server.settings import Settings
 from workers.tasks import WorkerRuntime, register_tasks
 
@@ -42,7 +44,7 @@ def create_app(settings: Settings, *, consumer_modules: Sequence[str] = ()) -> C
         enable_utc=True,
         timezone="UTC",
     )
-    register_tasks(app, WorkerRuntime(settings))
+    register_tasks(app, WorkerRuntime(settings, bound=worker_consumers(settings)))
     return app
 
 

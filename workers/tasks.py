@@ -5,6 +5,9 @@ and runs the consumers registered for its topic against the store named by the s
 once per worker process. Any failure is retried with a capped exponential backoff, without end:
 an event handed to the broker must not be dropped. Consumers are idempotent (``Consumption``),
 so a consumer that succeeded before a sibling failed is skipped on the retry.
+
+Consumers that need the engine (``$reindex`` jobs) come from ``BoundConsumers``: they are built
+for the worker's store on the first event of one of their topics, once per process.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery.signals import worker_process_shutdown, worker_shutdown
 
-from fhir_server.outbox.consumers import ConsumerRegistry, registry
+from fhir_server.outbox.consumers import BoundConsumers, Consumer, ConsumerRegistry, registry
 from fhir_server.outbox.delivery import (
     HANDLE_EVENT_TASK,
     DeliveryFailed,
@@ -49,20 +52,24 @@ class WorkerRuntime:
     made on first use in the process that runs tasks; a forked child makes its own.
     """
 
-    def __init__(self, settings: Settings, consumers: ConsumerRegistry | None = None) -> None:
+    def __init__(self, settings: Settings, consumers: ConsumerRegistry | None = None, *,
+                 bound: BoundConsumers | None = None) -> None:
         self._settings = settings
         self._consumers = consumers or registry
+        self._bound = bound
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
+        self._bound_consumers: tuple[Consumer, ...] | None = None
 
     def handle(self, event: OutboxEvent) -> None:
         """Run the event's consumers; any failure is raised as a payload-free ``DeliveryFailed``."""
         try:
             loop, store = self._started()
-            consumers = self._consumers.consumers_for(event.topic)
+            consumers = (*self._consumers.consumers_for(event.topic),
+                         *self._bound_for(event.topic, loop, store))
             asyncio.run_coroutine_threadsafe(run_consumers(event, store, consumers), loop).result()
         except DeliveryFailed:
             raise
@@ -76,6 +83,7 @@ class WorkerRuntime:
                 return
             loop, thread, store = self._loop, self._thread, self._store
             self._loop = self._thread = self._store = None
+            self._bound_consumers = None
             self._pid = None
         if store is not None:
             try:
@@ -92,12 +100,25 @@ class WorkerRuntime:
         with self._lock:
             if self._pid != os.getpid():
                 self._loop = self._thread = self._store = None
+                self._bound_consumers = None
             if self._loop is None:
                 self._loop, self._thread = _loop_on_thread()
                 self._pid = os.getpid()
             if self._store is None:
                 self._store = _started_store(self._settings, self._loop)
             return self._loop, self._store
+
+    def _bound_for(self, topic: str, loop: asyncio.AbstractEventLoop,
+                   store: Store) -> tuple[Consumer, ...]:
+        """The bound consumers of ``topic``, built for this process's store on first need."""
+        bound = self._bound
+        if bound is None or topic not in bound.topics:
+            return ()
+        with self._lock:
+            if self._bound_consumers is None:
+                future = asyncio.run_coroutine_threadsafe(bound.build(store), loop)
+                self._bound_consumers = tuple(future.result())
+            return tuple(c for c in self._bound_consumers if c.topic == topic)
 
 
 def _loop_on_thread() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:

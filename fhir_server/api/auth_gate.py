@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -16,6 +17,13 @@ from fhir_server.errors import ErrorCode, FhirError
 
 PUBLIC_PATHS = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration",
                           "/healthz"})
+OPERATOR = "operator"
+"""The request-state key set on requests that presented the operator token."""
+
+
+def is_operator(request: Request) -> bool:
+    """Whether the request carried the operator token (the administrator, until SMART)."""
+    return bool(request.scope.get("state", {}).get(OPERATOR, False))
 
 
 def refusal(scope: Scope, expected: bytes) -> Response | None:
@@ -34,6 +42,14 @@ def refusal(scope: Scope, expected: bytes) -> Response | None:
     return error_response(FhirError(ErrorCode.UNAUTHENTICATED, message))
 
 
+def authorize(scope: Scope, expected: bytes) -> Response | None:
+    """``refusal``, and for an admitted request with the operator token, the operator mark."""
+    denied = refusal(scope, expected)
+    if denied is None and scope["path"] not in PUBLIC_PATHS:
+        scope.setdefault("state", {})[OPERATOR] = True
+    return denied
+
+
 def expected_header(token: str) -> bytes:
     return f"Bearer {token}".encode()
 
@@ -46,7 +62,7 @@ class BearerTokenGate:
         self._expected = expected_header(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        denied = refusal(scope, self._expected) if scope["type"] == "http" else None
+        denied = authorize(scope, self._expected) if scope["type"] == "http" else None
         if denied is not None:
             await denied(scope, receive, send)
             return

@@ -1,4 +1,9 @@
-"""One small handler per FHIR interaction: HTTP request in, engine call, FHIR response out."""
+"""One small handler per FHIR interaction: HTTP request in, engine call, FHIR response out.
+
+Operations share one handler per level: the engine resolves ``$name``; a GET may only invoke an
+operation that does not change state (405 otherwise), its URL parameters becoming its input; a
+POST carries a Parameters resource (or a single resource, or nothing), URL parameters added.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fhir_server.api.auth_gate import is_operator
 from fhir_server.api.negotiation import (
     JSON_PATCH,
     JSON_TYPES,
@@ -23,6 +29,12 @@ from fhir_server.api.responses import json_response, read_response, write_respon
 from fhir_server.engine.engine import Engine
 from fhir_server.engine.interactions.patch import PatchDocument
 from fhir_server.engine.jsonio import parse_json, parse_resource
+from fhir_server.engine.operations import (
+    OperationCall,
+    OperationLevel,
+    parameters_from_body,
+    parameters_from_query,
+)
 from fhir_server.errors import ErrorCode, FhirError
 from fhir_server.outcome import information
 from fhir_server.settings import Settings
@@ -105,8 +117,10 @@ async def create(request: Request) -> Response:
     how = rendering(request)
     resource_type = request.path_params["type"]
     resource = await _resource_body(request, resource_type)
+    criteria = header(request, "if-none-exist")
     result = await _engine(request).create(
-        resource_type, resource, if_none_exist=header(request, "if-none-exist"))
+        resource_type, resource, if_none_exist=criteria,
+        base_url=base_url(request) if criteria else None)
     return write_response(result, base_url=base_url(request), prefer=preferences(request),
                           how=how)
 
@@ -128,7 +142,8 @@ async def conditional_update(request: Request) -> Response:
     resource_type = request.path_params["type"]
     resource = await _resource_body(request, resource_type)
     result = await _engine(request).conditional_update(
-        resource_type, _criteria(request), resource, if_match=if_match(request))
+        resource_type, _criteria(request), resource, if_match=if_match(request),
+        base_url=base_url(request))
     return write_response(result, base_url=base_url(request), prefer=preferences(request),
                           how=how)
 
@@ -147,7 +162,8 @@ async def conditional_patch(request: Request) -> Response:
     how = rendering(request)
     document = await _patch_body(request)
     result = await _engine(request).conditional_patch(
-        request.path_params["type"], _criteria(request), document, if_match=if_match(request))
+        request.path_params["type"], _criteria(request), document, if_match=if_match(request),
+        base_url=base_url(request))
     return write_response(result, base_url=base_url(request), prefer=preferences(request),
                           how=how)
 
@@ -163,7 +179,8 @@ async def delete(request: Request) -> Response:
 async def conditional_delete(request: Request) -> Response:
     how = rendering(request)
     result = await _engine(request).conditional_delete(request.path_params["type"],
-                                                       _criteria(request))
+                                                       _criteria(request),
+                                                       base_url=base_url(request))
     if result is None:
         if preferences(request).return_ == "operationoutcome":
             return json_response(information("No resource matched: nothing was deleted"),
@@ -198,7 +215,8 @@ async def search_type(request: Request) -> Response:
     how = rendering(request)
     bundle = await _engine(request).search(base_url=base_url(request), params=_params(request),
                                            resource_type=request.path_params["type"],
-                                           strict=preferences(request).strict)
+                                           strict=preferences(request).strict,
+                                           may_explain=is_operator(request))
     return json_response(bundle, pretty=how.pretty)
 
 
@@ -213,7 +231,8 @@ async def search_type_post(request: Request) -> Response:
     params = _params(request) + [(k, str(v)) for k, v in form.multi_items()]
     bundle = await _engine(request).search(base_url=base_url(request), params=params,
                                            resource_type=request.path_params["type"],
-                                           strict=preferences(request).strict)
+                                           strict=preferences(request).strict,
+                                           may_explain=is_operator(request))
     return json_response(bundle, pretty=how.pretty)
 
 
@@ -223,14 +242,16 @@ async def search_compartment(request: Request) -> Response:
     p = request.path_params
     bundle = await _engine(request).compartment_search(
         base_url=base_url(request), params=_params(request), patient_id=p["id"],
-        resource_type=p["type"], strict=preferences(request).strict)
+        resource_type=p["type"], strict=preferences(request).strict,
+        may_explain=is_operator(request))
     return json_response(bundle, pretty=how.pretty)
 
 
 async def search_system(request: Request) -> Response:
     how = rendering(request)
     bundle = await _engine(request).search(base_url=base_url(request), params=_params(request),
-                                           strict=preferences(request).strict)
+                                           strict=preferences(request).strict,
+                                           may_explain=is_operator(request))
     return json_response(bundle, pretty=how.pretty)
 
 
@@ -246,7 +267,54 @@ async def bundle(request: Request) -> Response:
     return json_response(answer, pretty=how.pretty)
 
 
+async def operation_system(request: Request) -> Response:
+    """``[base]/$name``."""
+    return await _operation(request, "system")
+
+
+async def operation_type(request: Request) -> Response:
+    """``[base]/Type/$name``."""
+    return await _operation(request, "type")
+
+
+async def operation_instance(request: Request) -> Response:
+    """``[base]/Type/id/$name``."""
+    return await _operation(request, "instance")
+
+
+async def _operation(request: Request, level: OperationLevel) -> Response:
+    how = rendering(request)
+    p = request.path_params
+    name = p["operation"][1:]
+    engine = _engine(request)
+    operation = engine.resolve_operation(name, level=level, resource_type=p.get("type"))
+    if request.method in ("GET", "HEAD") and operation.affects_state:
+        raise FhirError(ErrorCode.METHOD_NOT_ALLOWED,
+                        f"${name} changes state: invoke it with POST", headers={"Allow": "POST"})
+    call = OperationCall(name=name, level=level, parameters=await _operation_input(request),
+                         base_url=base_url(request), resource_type=p.get("type"),
+                         id=p.get("id"))
+    result = await engine.operation(operation, call)
+    return json_response(result.resource, status=result.status, pretty=how.pretty,
+                         headers=dict(result.headers))
+
+
+async def _operation_input(request: Request) -> ResourceDict:
+    """The Parameters of an invocation: the POST body's (if any), plus the URL parameters."""
+    query = parameters_from_query(_params(request))
+    if request.method != "POST":
+        return query
+    require_json_body(request)
+    raw = await _limit(request)
+    if not raw.strip():
+        return query
+    parameters = parameters_from_body(parse_resource(raw))
+    return {**parameters, "parameter": [*parameters.get("parameter", []), *query["parameter"]]}
+
+
 async def capability(request: Request) -> Response:
     how = rendering(request)
+    engine = _engine(request)
     statement = request.app.state.capability_statement
-    return json_response(statement(base_url(request)), pretty=how.pretty)
+    return json_response(statement(base_url(request), registry=await engine.search_registry(),
+                                   operations=engine.operations), pretty=how.pretty)

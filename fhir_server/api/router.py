@@ -4,6 +4,8 @@ FastAPI's per-route machinery (regex matching over every route, dependency solvi
 than a FHIR read itself; FHIR URLs have a handful of shapes, so one Starlette route dispatches
 them by segment count and literal segments, answering 405 when a shape exists for other methods.
 A URL's shape (its literal segments, with ids and types as blanks) is resolved once and cached.
+An operation segment (``{$operation}`` in a route) matches any segment starting with ``$``, and
+only those: ``Patient/$everything`` is never a read of the id ``$everything``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
-from fhir_server.api.auth_gate import expected_header, refusal
+from fhir_server.api.auth_gate import authorize, expected_header
 from fhir_server.api.errors import response_for
 from fhir_server.api.routes import BASE, Handler, RouteSpec
 from fhir_server.errors import ErrorCode, FhirError
 
 _SHAPE_CACHE_LIMIT = 256
+_OPERATION = "$"
+"""The segment of an operation name (``$reindex``) in a compiled route and in a URL's shape."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +42,23 @@ class _Compiled:
 
 def _compile(spec: RouteSpec) -> _Compiled:
     parts = [p for p in spec.path.split("/") if p]
-    segments = tuple(None if p.startswith("{") else p for p in parts)
-    names = tuple(p[1:-1] if p.startswith("{") else None for p in parts)
+    segments = tuple(_OPERATION if p.startswith("{$") else None if p.startswith("{") else p
+                     for p in parts)
+    names = tuple(p[1:-1].lstrip("$") if p.startswith("{") else None for p in parts)
     return _Compiled(spec.method, segments, names, spec.handler)
 
 
+def _segment_matches(segment: str | None, part: str) -> bool:
+    if segment is None:
+        return not part.startswith(_OPERATION)
+    if segment == _OPERATION:
+        return part.startswith(_OPERATION) and len(part) > 1
+    return segment == part
+
+
 def _literal_matches(route: _Compiled, parts: Sequence[str]) -> bool:
-    return all(lit is None or lit == part for lit, part in zip(route.segments, parts, strict=True))
+    return all(_segment_matches(segment, part)
+               for segment, part in zip(route.segments, parts, strict=True))
 
 
 class FhirRoutes(BaseRoute):
@@ -61,7 +75,7 @@ class FhirRoutes(BaseRoute):
                 compiled = _compile(spec)
                 self._by_length[len(compiled.segments)].append(compiled)
         self._literals = frozenset(s for routes in self._by_length.values() for r in routes
-                                   for s in r.segments if s is not None)
+                                   for s in r.segments if s is not None and s != _OPERATION)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -74,7 +88,9 @@ class FhirRoutes(BaseRoute):
     def _resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         """The handler for a request and its path parameters; 404 or 405 otherwise."""
         parts = [p for p in path[len(BASE):].split("/") if p]
-        shape = (method, tuple(p if p in self._literals else None for p in parts))
+        shape = (method, tuple(p if p in self._literals
+                               else _OPERATION if p.startswith(_OPERATION) else None
+                               for p in parts))
         route = self._by_shape.get(shape)
         if route is None:
             route = self._match(method, path, parts)
@@ -106,7 +122,7 @@ class FhirRoutes(BaseRoute):
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authorize, dispatch and answer one FHIR request; every error is an OperationOutcome."""
         request = Request(scope, receive)
-        response = refusal(scope, self._expected)
+        response = authorize(scope, self._expected)
         if response is None:
             try:
                 handler, scope["path_params"] = self._resolve(scope["method"], scope["path"])

@@ -1,4 +1,10 @@
-"""The route table: every interaction the API serves, in one list the CapabilityStatement reads."""
+"""The route table: every interaction the API serves, in one list the CapabilityStatement reads.
+
+Operations (``$name``) have one route per level; which operations exist is the engine's
+``OperationRegistry``, which the CapabilityStatement lists too. A ``{$operation}`` segment only
+matches a segment starting with ``$`` (and no other parameter segment does: ids and types never
+start with ``$``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,9 @@ from fhir_server.api import handlers
 
 Handler = Callable[[Request], Awaitable[Response]]
 Level = Literal["instance", "type", "system", "none"]
+
+OPERATION = "operation"
+"""The ``interaction`` of operation routes: not a CapabilityStatement interaction code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,14 @@ BASE = "/fhir"
 # Order matters within one URL shape: literal segments before path parameters.
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/metadata", handlers.capability, "capabilities", "none"),
+    RouteSpec("POST", "/{$operation}", handlers.operation_system, OPERATION, "system"),
+    RouteSpec("GET", "/{$operation}", handlers.operation_system, OPERATION, "system"),
+    RouteSpec("POST", "/{type}/{$operation}", handlers.operation_type, OPERATION, "type"),
+    RouteSpec("GET", "/{type}/{$operation}", handlers.operation_type, OPERATION, "type"),
+    RouteSpec("POST", "/{type}/{id}/{$operation}", handlers.operation_instance, OPERATION,
+              "instance"),
+    RouteSpec("GET", "/{type}/{id}/{$operation}", handlers.operation_instance, OPERATION,
+              "instance"),
     RouteSpec("POST", "", handlers.bundle, "transaction", "system"),
     RouteSpec("POST", "", handlers.bundle, "batch", "system"),
     RouteSpec("GET", "", handlers.search_system, "search-system", "system"),
@@ -58,7 +75,8 @@ def type_interactions() -> tuple[str, ...]:
     """Interaction codes available on every resource type."""
     codes: list[str] = []
     for spec in ROUTES:
-        if spec.level in ("instance", "type") and spec.interaction not in codes:
+        if (spec.level in ("instance", "type") and spec.interaction != OPERATION
+                and spec.interaction not in codes):
             codes.append(spec.interaction)
     return tuple(codes)
 
@@ -66,6 +84,7 @@ def type_interactions() -> tuple[str, ...]:
 def system_interactions() -> tuple[str, ...]:
     codes: list[str] = []
     for spec in ROUTES:
-        if spec.level == "system" and spec.interaction not in codes:
+        if (spec.level == "system" and spec.interaction != OPERATION
+                and spec.interaction not in codes):
             codes.append(spec.interaction)
     return tuple(codes)

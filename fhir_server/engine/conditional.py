@@ -17,15 +17,19 @@ from fhir_server.storage.query import SearchQuery
 
 
 async def find_matches(ctx: EngineContext, resource_type: str, criteria: str,
-                       *, limit: int = 2) -> tuple[StoredVersion, ...]:
-    """Up to ``limit`` current resources matching ``criteria`` (a URL query string)."""
+                       *, limit: int = 2, base_url: str | None = None
+                       ) -> tuple[StoredVersion, ...]:
+    """Up to ``limit`` current resources matching ``criteria`` (a URL query string);
+    ``base_url``: the server's base as the client addressed it, so that references to it
+    written as absolute URLs match as local ones, as in a search."""
     params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
     if not params:
         raise FhirError(ErrorCode.BAD_PARAMETER,
                         "A conditional operation needs search criteria "
                         "(e.g. identifier=system|value)")
     parsed = parse_search(resource_type, params, ctx.indexer,
-                          value_sets=await expand_value_sets(ctx, params))
+                          base_url=base_url,
+                          value_sets=await expand_value_sets(ctx, params, base_url=base_url))
     if parsed.unknown:
         raise FhirError(ErrorCode.BAD_PARAMETER,
                         f"Conditional operations on {resource_type} do not support "

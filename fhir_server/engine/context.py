@@ -1,4 +1,5 @@
-"""What every interaction needs: the store, the validator, the cipher, the indexer and the hooks."""
+"""What every interaction needs: the store, the validator, the cipher, the indexer, the hooks
+and the custom search-parameter catalogue."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fhir_server.crypto.fields import FieldCipher
 from fhir_server.engine.hooks import Hooks
 from fhir_server.engine.indexing import Indexer
 from fhir_server.engine.paging import CursorSigner
+from fhir_server.engine.search_parameters import SearchParameterCatalogue
 from fhir_server.errors import Issue
 from fhir_server.storage.protocol import Store
 from fhir_server.types import ResourceDict
@@ -36,5 +38,7 @@ class EngineContext:
     hooks: Hooks
     cursors: CursorSigner
     limits: Limits
+    search_parameters: SearchParameterCatalogue
+    """The custom SearchParameters; it switches ``indexer``'s registries when they change."""
     change_events: bool = False
     """Whether every write records a ``resource-changed`` outbox event."""

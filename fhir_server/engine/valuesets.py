@@ -11,6 +11,9 @@ needs a terminology server: the parameter is then reported unsupported, with tha
 
 Refusals: a ValueSet not stored here (400, naming it), and one with more than ``MAX_CODES``
 codes (400, too costly: every code becomes one OR-ed value of the query).
+
+The codes that token ``:below`` / ``:above`` values stand for are expanded in the same pass
+(``engine/code_hierarchy.py``), so that callers hand the parser one set of expansions.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
+from fhir_server.engine.code_hierarchy import expand_hierarchies
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.search_request import ValueSetCodes
 from fhir_server.engine.writing import load
 from fhir_server.errors import ErrorCode, FhirError, Issue, IssueType
-from fhir_server.search.parser import split_escaped, unescape
+from fhir_server.search.parser import MAX_OR_VALUES, split_escaped, unescape
 from fhir_server.storage.query import SearchQuery, TokenClause, TokenValue, UriClause
 from fhir_server.types import ResourceDict
 
@@ -65,18 +69,23 @@ class _TooMany(Exception):
 async def expand_value_sets(ctx: EngineContext, params: Sequence[tuple[str, str]], *,
                             base_url: str | None = None) -> dict[str, ValueSetCodes]:
     """The codes of every ValueSet that an ``:in`` or ``:not-in`` parameter of ``params`` names,
-    keyed by the reference as written (unescaped), for ``parse_search(value_sets=...)``.
+    keyed by the reference as written (unescaped), for ``parse_search(value_sets=...)``; and
+    those of every ``:below`` / ``:above`` token value (``expand_hierarchies``).
 
     Raises FhirError(BAD_PARAMETER) for a ValueSet not stored here, or one parameter standing
-    for more than ``MAX_CODES`` codes.
+    for more than ``MAX_CODES`` codes. A parameter with more OR-ed values than the parser
+    accepts is not expanded: the parser refuses it.
     """
     expander = _Expander(ctx, base_url)
     found: dict[str, ValueSetCodes] = {}
     for name, references in value_set_parameters(params):
+        if len(references) > MAX_OR_VALUES:
+            continue
         for reference in references:
             if reference not in found:
                 found[reference] = await expander.codes_of(name, reference)
         _check_total(name, (found[reference] for reference in references))
+    found.update(await expand_hierarchies(ctx, params))
     return found
 
 
@@ -138,7 +147,10 @@ class _Expander:
         return found
 
     async def _resolve(self, reference: str) -> ResourceDict | None:
-        """The ValueSet by relative reference, else by canonical URL, else by our absolute URL."""
+        """The ValueSet by relative reference, else by canonical URL, else by our absolute URL.
+        A reference starting with ``:`` is neither (and would be taken for a ``hierarchy_key``)."""
+        if reference.startswith(":"):
+            return None
         if (local := _LOCAL_RE.fullmatch(reference)) is not None:
             return await self._read(local.group(1))
         if (by_url := await self._by_canonical(reference)) is not None:

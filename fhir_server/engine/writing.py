@@ -7,12 +7,12 @@ are written once.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from fhir_server.crypto.random_pool import random_uuid
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.hooks import PlannedWrite
 from fhir_server.engine.instants import instant_after, now_instant
@@ -26,7 +26,7 @@ CHANGE_TOPIC = "resource-changed"
 
 def new_id() -> str:
     """A fresh server-assigned logical id."""
-    return str(uuid.uuid4())
+    return str(random_uuid())
 
 
 def check_resource(ctx: EngineContext, resource: ResourceDict, resource_type: str) -> None:

@@ -9,6 +9,7 @@ delivery of the same event is recognised and skipped.
 """
 
 from fhir_server.outbox.consumers import (
+    BoundConsumers,
     Consumer,
     ConsumerRegistry,
     Handler,
@@ -27,6 +28,7 @@ from fhir_server.outbox.delivery import (
 from fhir_server.outbox.dispatcher import OutboxDispatcher, backoff_seconds
 
 __all__ = [
+    "BoundConsumers",
     "CeleryDeliverer",
     "Consumer",
     "ConsumerRegistry",

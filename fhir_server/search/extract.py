@@ -4,10 +4,12 @@ For each type a plan is built once from the registry: for every parameter and ev
 of its compiled expression, the value converter of the parameter type for that FHIR type
 (``fhir_server.search.values``). Extracting a resource then only runs the plan.
 
+Composites give one step per context path (shared by the composites reading it): its elements,
+each turned into entries pairing their components (``values/composite.py``).
+
 Not extracted: ``_id`` and ``_lastUpdated`` (the stores keep them in columns), parameters with no
 expression (``_text``, ``_content``, ``_query``, ``_list``, ``_has``, ``_type``), ``special`` ones
-(``near`` on Location) and, for now, composites: their components are stored as the separate
-parameters they reference (``code``, ``value-quantity``…), the pairing within one element is not.
+(``near`` on Location) and composites outside what ``values/composite.py`` supports.
 Strands whose values never make entries of the parameter type (an ``Attachment`` for
 ``Consent.source-reference``, a ``SampledData`` for ``value-quantity``, the inline resource of
 ``Bundle.composition``) are dropped from the plan.
@@ -15,6 +17,7 @@ Strands whose values never make entries of the parameter type (an ``Attachment``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from fhir_server.search.fhirpath import Run, compile_expression
@@ -23,6 +26,7 @@ from fhir_server.search.values import (
     Converter,
     ConverterFactory,
     IdentifierProtection,
+    composite,
     date,
     number,
     quantity,
@@ -46,11 +50,12 @@ CONVERTERS: dict[ParamType, ConverterFactory] = {
     ParamType.REFERENCE: reference.converter,
     ParamType.URI: uri.converter,
 }
-"""The value module of each extracted parameter type (composite and special are not)."""
+"""The value module of each parameter type extracted alone (composites pair them)."""
 
 
 class PlanStep(NamedTuple):
-    """One typed strand of one parameter: evaluate it, then convert each value."""
+    """One typed strand of one parameter: evaluate it, then convert each value (for the
+    composites of one context path, ``code`` is that path: their entries name themselves)."""
 
     code: str
     run: Run
@@ -81,11 +86,19 @@ class Extractor:
         plan = self._plans.get(resource_type)
         if plan is None:
             params = self._registry.params_for(resource_type)
-            plan = tuple(step for param in params.values()
-                         for step in self._steps(param, resource_type))
+            plan = (*(step for param in params.values()
+                      for step in self._steps(param, resource_type)),
+                    *self._composite_steps(params.values(), resource_type))
             if params:
                 self._plans[resource_type] = plan
         return plan
+
+    def _composite_steps(self, params: Iterable[SearchParam],
+                         resource_type: str) -> list[PlanStep]:
+        composites = [param for param in params if param.type is ParamType.COMPOSITE]
+        steps = composite.composite_steps(composites, resource_type, registry=self._registry,
+                                          protection=self._protection, converters=CONVERTERS)
+        return [PlanStep(step.context, step.find, step.convert) for step in steps]
 
     def _steps(self, param: SearchParam, resource_type: str) -> list[PlanStep]:
         factory = CONVERTERS.get(param.type)

@@ -6,9 +6,10 @@ parameter with an empty value is ignored. Result parameters (``_count``, ``_incl
 left to the caller.
 
 Refusals come in two kinds:
-- a parameter this server cannot honour (unknown name, unsupported modifier, composite or special
-  parameter, an ambiguous chain) is listed in ``ParsedSearch.unsupported`` with the reason, and the
-  caller warns or, with ``Prefer: handling=strict``, refuses;
+- a parameter this server cannot honour (unknown name, unsupported modifier, special parameter,
+  a composite outside ``values/composite.py``, an ambiguous chain) is listed in
+  ``ParsedSearch.unsupported`` with the reason, and the caller warns or, with
+  ``Prefer: handling=strict``, refuses;
 - a malformed value (bad date, number, token, reference) raises ``FhirError(BAD_PARAMETER)``
   naming the parameter and the value.
 
@@ -20,7 +21,14 @@ message asking for a ``:Type`` modifier. ``_has:Type:param:search`` nests the sa
 
 ``:in`` and ``:not-in`` on a token name ValueSets, which this pure parser cannot read: the caller
 expands them beforehand (``engine/valuesets.py``) and passes the codes, keyed by the reference
-as written; a ValueSet it could not expand makes the parameter unsupported.
+as written; a ValueSet it could not expand makes the parameter unsupported. ``:below`` and
+``:above`` on a token stand for a code and the codes under (or over) it in a code system's
+hierarchy: the caller expands them the same way (``engine/code_hierarchy.py``), keyed by
+``hierarchy_key``; a code it could not expand is refused (400) with the caller's reason.
+
+``:of-type`` matches each identifier in two forms: as ordinary identifiers are indexed
+(``{type code}|{value}``) and as identifiers of a sensitive system are (the value blind-indexed
+under the type coding), since the search does not name the identifier's system.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from decimal import Decimal
 from typing import Final, Literal, Protocol
 
 from fhir_server.engine.resource_types import known_types
-from fhir_server.errors import ErrorCode, FhirError
+from fhir_server.errors import ErrorCode, FhirError, Issue, IssueType
 from fhir_server.search.normalize import normalize_string
 from fhir_server.search.prefixes import (
     PREFIXES,
@@ -44,10 +52,18 @@ from fhir_server.search.prefixes import (
 )
 from fhir_server.search.registry import ParamType, SearchParam, SearchRegistry
 from fhir_server.search.ucum import UCUM_SYSTEM, canonical, canonical_code, canonical_param
+from fhir_server.search.values.composite import (
+    CompositeShape,
+    UnsupportedComposite,
+    composite_shape,
+    has_supported_layout,
+)
 from fhir_server.storage.query import (
     AnyClause,
     ChainClause,
     Clause,
+    CompositeClause,
+    CompositeValue,
     HasClause,
     IdClause,
     LastUpdatedClause,
@@ -56,16 +72,19 @@ from fhir_server.storage.query import (
     RangeTest,
     ReferenceClause,
     ReferenceValue,
+    SecondComponent,
     StringClause,
+    StringStart,
     TextClause,
     TokenClause,
     TokenValue,
     UriClause,
+    UriEquals,
 )
 
 RESULT_PARAMETERS: Final = frozenset({
     "_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_offset",
-    "_format", "_pretty", "_cursor", "_contained", "_containedType"})
+    "_format", "_pretty", "_cursor", "_contained", "_containedType", "_explain"})
 """Parameters that shape the result rather than select resources (matched on the name before
 any ``:`` modifier, so ``_include:iterate`` is one too)."""
 
@@ -87,6 +106,8 @@ class TokenCoder(Protocol):
 
     def contact_point_code(self, value: str) -> str: ...
 
+    def of_type_codes(self, type_system: str, type_code: str, value: str) -> tuple[str, ...]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Unsupported:
@@ -98,11 +119,24 @@ class Unsupported:
 
 @dataclass(frozen=True, slots=True)
 class ValueSetCodes:
-    """The (system, code) pairs of a ValueSet for ``:in`` / ``:not-in`` (system None: any
-    system), or, in ``unsupported``, why the ValueSet cannot be expanded here."""
+    """The (system, code) pairs a ValueSet (``:in`` / ``:not-in``) or a code with its hierarchy
+    (``:below`` / ``:above``) stands for (system None: any system).
+
+    ``unsupported``: why the ValueSet cannot be expanded here (the parameter is left out);
+    ``refused``: why the code cannot be expanded (the search is refused), ``too_costly`` when
+    it is because the expansion holds too many codes.
+    """
 
     codes: tuple[tuple[str | None, str], ...] = ()
     unsupported: str | None = None
+    refused: str | None = None
+    too_costly: bool = False
+
+
+def hierarchy_key(modifier: str, part: str) -> str:
+    """Where ``value_sets`` holds the expansion of one ``:below`` / ``:above`` value (``part``
+    as written, escapes kept). It starts with ``:``, as no ValueSet reference does."""
+    return f":{modifier}:{part}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +180,10 @@ class _Malformed(Exception):
         self.detail = detail
 
 
+class _TooCostly(_Malformed):
+    """A value standing for more values than a query may match against."""
+
+
 def parse_query(resource_type: str | None, params: Sequence[tuple[str, str]], *,
                 registry: SearchRegistry, coder: TokenCoder, base_url: str | None = None,
                 now: datetime | None = None,
@@ -169,6 +207,8 @@ def parse_query(resource_type: str | None, params: Sequence[tuple[str, str]], *,
         except _Unsupported as refusal:
             unsupported.append(Unsupported(name, refusal.reason))
             continue
+        except _TooCostly as failure:
+            raise _too_costly(name, failure) from None
         except _Malformed as failure:
             raise FhirError(ErrorCode.BAD_PARAMETER,
                             f"{name[:100]}: '{failure.part[:100]}' {failure.detail}",
@@ -176,6 +216,13 @@ def parse_query(resource_type: str | None, params: Sequence[tuple[str, str]], *,
         if clause is not None:
             clauses.append(clause)
     return ParsedSearch(tuple(clauses), tuple(unsupported), ctx.types)
+
+
+def _too_costly(name: str, failure: _TooCostly) -> FhirError:
+    diagnostics = f"{name[:100]}: '{failure.part[:100]}' {failure.detail}"
+    return FhirError(ErrorCode.BAD_PARAMETER, diagnostics, expression=(name,), issues=(
+        Issue(diagnostics="The search is too costly: name fewer or narrower codes",
+              issue_type=IssueType.TOO_COSTLY, expression=(name,)),))
 
 
 def split_escaped(text: str, separator: str) -> list[str]:
@@ -268,7 +315,8 @@ def _lookup(ctx: _Context, resource_type: str | None, code: str) -> SearchParam:
 
 def searchable(param: SearchParam) -> bool:
     """Whether this parser (and the stores) can search with ``param``."""
-    return param.expression is not None and param.type in _PARSERS
+    return (param.expression is not None and param.type in _PARSERS
+            and (param.type is not ParamType.COMPOSITE or has_supported_layout(param)))
 
 
 def _common_param(registry: SearchRegistry, code: str) -> SearchParam | None:
@@ -320,11 +368,12 @@ def _token_clause(ctx: _Context, param: SearchParam, modifier: str,
         texts = _normalized(parts)
         return TextClause(param.code, texts) if texts else None
     if modifier == "of-type":
-        return TokenClause(f"{param.code}:of-type",
-                           tuple(_of_type_value(ctx, part) for part in parts))
+        return TokenClause(f"{param.code}:of-type", _of_type_values(ctx, parts))
     if modifier in ("in", "not-in") and not _is_contact_point(param):
         return TokenClause(param.code, _value_set_values(ctx, param, modifier, parts),
                            negate=modifier == "not-in")
+    if modifier in ("below", "above") and not _is_contact_point(param):
+        return TokenClause(param.code, _hierarchy_values(ctx, param, modifier, parts))
     if modifier not in ("", "not"):
         raise _unsupported_modifier(param, modifier)
     contact = _is_contact_point(param)
@@ -374,14 +423,43 @@ def _value_set_values(ctx: _Context, param: SearchParam, modifier: str,
     return tuple(values)
 
 
-def _of_type_value(ctx: _Context, part: str) -> TokenValue:
-    """``type-system|type-code|value``, matched against the ``{code}:of-type`` entries."""
+def _hierarchy_values(ctx: _Context, param: SearchParam, modifier: str,
+                      parts: list[str]) -> tuple[TokenValue, ...]:
+    """The codes ``parts`` (OR-ed) stand for with their hierarchy, as stored."""
+    values: dict[TokenValue, None] = {}
+    for part in parts:
+        found = ctx.value_sets.get(hierarchy_key(modifier, part))
+        if found is None:
+            raise _Unsupported(f"the code '{unescape(part)[:100]}' of ':{modifier}' on the "
+                               f"token parameter '{param.code}' was not expanded")
+        if found.refused is not None:
+            raise (_TooCostly if found.too_costly else _Malformed)(part, found.refused)
+        for system, code in found.codes:
+            values[TokenValue(system, ctx.coder.token_code(system, code))] = None
+    if len(values) > MAX_OR_VALUES:
+        raise _TooCostly(",".join(parts), f"stand for {len(values)} codes with :{modifier}, "
+                                          f"more than the {MAX_OR_VALUES} a search matches")
+    return tuple(values)
+
+
+def _of_type_values(ctx: _Context, parts: list[str]) -> tuple[TokenValue, ...]:
+    """Each ``type-system|type-code|value`` in the forms its ``{code}:of-type`` entry may take
+    (clear, or blind-indexed for a sensitive identifier system)."""
+    values = {value: None for part in parts for value in _of_type_forms(ctx, part)}
+    if len(values) > MAX_OR_VALUES:
+        raise _TooCostly(",".join(parts), f"stand for {len(values)} identifier forms to "
+                                          f"match; at most {MAX_OR_VALUES} are accepted")
+    return tuple(values)
+
+
+def _of_type_forms(ctx: _Context, part: str) -> tuple[TokenValue, ...]:
     pieces = [unescape(piece) for piece in split_escaped(part, "|")]
     if len(pieces) != 3 or not all(pieces):
         raise _Malformed(part, "is not an identifier type and value "
                                "(type-system|type-code|value)")
     type_system, type_code, value = pieces
-    return TokenValue(type_system, ctx.coder.token_code(type_system, f"{type_code}|{value}"))
+    return tuple(TokenValue(type_system, code)
+                 for code in ctx.coder.of_type_codes(type_system, type_code, value))
 
 
 def _normalized(parts: list[str]) -> tuple[str, ...]:
@@ -393,8 +471,15 @@ def _string_clause(ctx: _Context, param: SearchParam, modifier: str,
     mode = _STRING_MODES.get(modifier)
     if mode is None:
         raise _unsupported_modifier(param, modifier)
-    values = tuple(unescape(part) for part in parts) if mode == "exact" else _normalized(parts)
-    return StringClause(param.code, values, mode) if values else None
+    if mode != "exact":
+        values = _normalized(parts)
+        return StringClause(param.code, values, mode) if values else None
+    exact = tuple((value, normalized) for part in parts
+                  if (normalized := normalize_string(value := unescape(part))))
+    if not exact:
+        return None  # a value with no letters or digits left is in no index entry
+    return StringClause(param.code, tuple(value for value, _ in exact), mode,
+                        tuple(normalized for _, normalized in exact))
 
 
 def _uri_clause(ctx: _Context, param: SearchParam, modifier: str,
@@ -568,8 +653,74 @@ def _has_clause(ctx: _Context, resource_type: str | None, name: str,
     return HasClause(source_type, code, (inner,)) if inner is not None else None
 
 
+def _composite_clause(ctx: _Context, param: SearchParam, modifier: str,
+                      parts: list[str]) -> Clause:
+    """``first$second`` values (OR-ed), both components matched on the same context element.
+
+    The first component is a token; the second is read as its own type would be, with its
+    prefixes (``8480-6$gt140``). A quantity in a convertible UCUM unit also matches, OR-ed, the
+    canonical entries (``{code}:canonical``), as a plain quantity parameter does. Composites take
+    no modifier (R4 search, composite parameters).
+    """
+    _no_modifier(param, modifier)
+    try:
+        shape = composite_shape(param, ctx.registry)
+    except UnsupportedComposite as refusal:
+        raise _Unsupported(refusal.reason) from None
+    as_written: list[CompositeValue] = []
+    in_canonical: list[CompositeValue] = []
+    for part in parts:
+        first_text, second_text = _composite_pieces(part, shape)
+        first = _token_value(ctx, first_text)
+        written, converted = _second_components(ctx, shape, second_text)
+        as_written.extend(CompositeValue(first, second) for second in written)
+        in_canonical.extend(CompositeValue(first, second) for second in converted)
+    if len(as_written) + len(in_canonical) > MAX_OR_VALUES:
+        raise _TooCostly(",".join(parts), f"stand for {len(as_written) + len(in_canonical)} "
+                                          f"values to match; at most {MAX_OR_VALUES} are accepted")
+    clause = CompositeClause(param.code, tuple(as_written))
+    if not in_canonical:
+        return clause
+    return AnyClause((clause, CompositeClause(canonical_param(param.code),
+                                              tuple(in_canonical))))
+
+
+def _composite_pieces(part: str, shape: CompositeShape) -> tuple[str, str]:
+    """The two components of one value, split on the unescaped ``$`` (escapes kept)."""
+    pieces = split_escaped(part, "$")
+    if len(pieces) != 2 or not all(pieces):
+        raise _Malformed(part, f"is not a composite value: a token and a {shape.second_type} "
+                               "joined by '$' (e.g. http://loinc.org|8480-6$gt140)")
+    return pieces[0], pieces[1]
+
+
+def _second_components(ctx: _Context, shape: CompositeShape, text: str
+                       ) -> tuple[tuple[SecondComponent, ...], tuple[SecondComponent, ...]]:
+    """(tests of the second component as written, tests on canonical quantity entries)."""
+    match shape.second_type:
+        case ParamType.TOKEN:
+            return (_token_value(ctx, text),), ()
+        case ParamType.QUANTITY:
+            return _quantity_tests(text)
+        case ParamType.DATE:
+            return _date_tests(ctx, text), ()
+        case ParamType.NUMBER:
+            return _number_tests(unescape(text)), ()
+        case ParamType.STRING:
+            normalized = normalize_string(unescape(text))
+            if not normalized:
+                raise _Malformed(text, "is blank: a string component needs text")
+            return (StringStart(normalized),), ()
+        case ParamType.REFERENCE:
+            return (_reference_value(ctx, shape.second, "", text),), ()
+        case ParamType.URI:
+            return (UriEquals(unescape(text)),), ()
+    raise _Unsupported(f"a composite's second component cannot be a {shape.second_type}")
+
+
 _Parser = Callable[[_Context, SearchParam, str, list[str]], Clause | None]
 _PARSERS: Final[dict[ParamType, _Parser]] = {
     ParamType.TOKEN: _token_clause, ParamType.STRING: _string_clause, ParamType.URI: _uri_clause,
     ParamType.DATE: _date_clause, ParamType.NUMBER: _number_clause,
-    ParamType.QUANTITY: _quantity_clause, ParamType.REFERENCE: _reference_clause}
+    ParamType.QUANTITY: _quantity_clause, ParamType.REFERENCE: _reference_clause,
+    ParamType.COMPOSITE: _composite_clause}

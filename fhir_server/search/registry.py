@@ -1,7 +1,8 @@
 """The search-parameter registry: every R4 SearchParameter, looked up by resource type and code.
 
 Built from the official ``search-parameters`` bundle (vendored in ``fhir_server.definitions``), or
-from any SearchParameter resources given to ``SearchRegistry``. Official expressions often cover
+from any SearchParameter resources given to ``SearchRegistry``; ``extended`` derives one with
+more (custom) parameters without rebuilding the official ones. Official expressions often cover
 several types (``Patient.name | Practitioner.name``); the ``SearchParam`` returned for a type
 carries only the union branches that apply to it: those starting with that type, with
 ``Resource``/``DomainResource``, or with no type at all (``name | alias`` on InsurancePlan).
@@ -80,6 +81,18 @@ class SearchRegistry:
         for definition in definitions:
             self._add(definition)
 
+    def extended(self, definitions: Iterable[Mapping[str, Any]]) -> SearchRegistry:
+        """A new registry: these parameters plus ``definitions`` (this registry is unchanged)."""
+        copy = SearchRegistry(())
+        copy._by_url = dict(self._by_url)
+        copy._common = dict(self._common)
+        copy._domain = dict(self._domain)
+        copy._by_type = {resource_type: dict(params)
+                         for resource_type, params in self._by_type.items()}
+        for definition in definitions:
+            copy._add(definition)
+        return copy
+
     def param(self, resource_type: str, code: str) -> SearchParam | None:
         """The parameter ``code`` of a type (Resource-level ones included), or None."""
         return self.params_for(resource_type).get(code)
@@ -119,6 +132,25 @@ class SearchRegistry:
                                          expression_for(whole.expression, base,
                                                         self._known_types))
                 self._by_type.setdefault(base, {})[whole.code] = per_type
+
+
+@dataclass(frozen=True, slots=True)
+class Registries:
+    """The parameters the server extracts on every write, and those it searches with.
+
+    A custom parameter awaiting ``$reindex`` is only in ``extracting``: new writes index it, but
+    a search with it would miss the resources stored before it, until they are re-extracted.
+    ``pending`` holds its (resource type, code) pairs.
+    """
+
+    extracting: SearchRegistry
+    searching: SearchRegistry
+    pending: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def of(cls, registry: SearchRegistry) -> Registries:
+        """One registry for both uses, nothing pending."""
+        return cls(extracting=registry, searching=registry)
 
 
 def _search_param(definition: Mapping[str, Any], base: tuple[str, ...],

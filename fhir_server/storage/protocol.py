@@ -8,7 +8,7 @@ driver's errors to the ones below, so nothing above a store sees a driver except
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
@@ -58,6 +58,19 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexRewrite:
+    """New index entries for the current version of one resource (``Store.replace_index``).
+
+    ``version`` is the version the entries were extracted from: the rewrite only applies while it
+    is still the current, non-deleted version.
+    """
+
+    id: str
+    version: int
+    index: tuple[IndexEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEvent:
     """Work that a commit asks for later (render a report, notify, deliver a subscription…)."""
 
@@ -94,6 +107,21 @@ class SearchPage:
     matches: tuple[StoredVersion, ...]
     total: int | None
     sort_values: tuple[tuple[object, ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """How a store runs a search (``_explain``): its query, its plan and the indexes it uses.
+
+    ``statement``: the backend's query as text, with the values left out (SQL with ``?``
+    marks; MongoDB's filter or pipeline); ``steps``: the backend's plan, one line per step;
+    ``indexes``: the names of the indexes the plan reads, in plan order.
+    """
+
+    backend: str
+    statement: str
+    steps: tuple[str, ...]
+    indexes: tuple[str, ...]
 
 
 class StoreError(Exception):
@@ -148,6 +176,10 @@ class Store(Protocol):
     async def search(self, query: SearchQuery) -> SearchPage:
         """Current, non-deleted resources matching the query."""
 
+    async def explain(self, query: SearchQuery) -> QueryPlan:
+        """How ``search(query)`` would run, without running it (chained searches may run their
+        inner steps to know the outer one)."""
+
     async def outbox_pending(self, limit: int) -> tuple[OutboxRecord, ...]:
         """Undelivered events, oldest first."""
 
@@ -156,6 +188,25 @@ class Store(Protocol):
 
     async def outbox_failed(self, event_id: str) -> None:
         """Count one failed delivery attempt of an event."""
+
+    async def replace_index(self, resource_type: str, rewrites: Sequence[IndexRewrite]) -> int:
+        """Replace the index entries of current resources of one type, in one transaction.
+
+        Nothing else changes: no new version, no history, the same body and ``last_updated``.
+        A rewrite whose ``version`` is no longer current (updated or deleted since) is skipped.
+        Returns how many were applied. Walk the current resources with ``search`` (no clause,
+        ``after`` = the last (type, id) seen) to re-extract them batch by batch.
+        """
+
+    async def read_marks(self, prefix: str) -> dict[str, str]:
+        """The bookkeeping marks (name → value) whose name starts with ``prefix``."""
+
+    async def write_marks(self, marks: Mapping[str, str | None]) -> None:
+        """Set marks, or remove those given None, in one transaction.
+
+        Marks are the engine's notes about the store itself (e.g. which custom search
+        parameters its index holds); they are not resources and have no history.
+        """
 
 
 class QueryTooCostly(StoreError):

@@ -63,11 +63,18 @@ class TextClause:
 @dataclass(frozen=True, slots=True)
 class StringClause:
     """A string parameter. ``values`` are normalised (lower-case, accents removed) for
-    ``prefix`` and ``contains``, and as written for ``exact``."""
+    ``prefix`` and ``contains``, and as written for ``exact``; for ``exact``, ``normalized``
+    holds each value's normalised form too (in the same order), which a store may use to
+    narrow the search before comparing the exact text."""
 
     param: str
     values: tuple[str, ...]
     mode: Literal["prefix", "exact", "contains"] = "prefix"
+    normalized: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode == "exact" and len(self.normalized) != len(self.values):
+            raise ValueError("an exact string clause needs the normalised form of each value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +138,42 @@ class UriClause:
 
 
 @dataclass(frozen=True, slots=True)
+class StringStart:
+    """A string component: the entry's normalised text starts with ``prefix`` (normalised)."""
+
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class UriEquals:
+    """A uri component: the entry's uri is ``value``."""
+
+    value: str
+
+
+SecondComponent: TypeAlias = TokenValue | RangeTest | ReferenceValue | StringStart | UriEquals
+"""The test of a composite's second component: a token, a date/number/quantity range test
+(bounds on its ``low``/``high``, and a quantity's unit), a reference, a string or a uri."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeValue:
+    """One ``first$second`` value of a composite parameter."""
+
+    first: TokenValue
+    second: SecondComponent
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeClause:
+    """A composite parameter: for one of ``values``, one entry (one context element) has a
+    first component matching ``value.first`` and a second matching ``value.second``."""
+
+    param: str
+    values: tuple[CompositeValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MissingClause:
     """``:missing``: the resource has (``missing`` False) or lacks (True) entries for ``param``."""
 
@@ -181,8 +224,8 @@ class AllClause:
 
 
 Clause: TypeAlias = (IdClause | TypeClause | TokenClause | LastUpdatedClause | TextClause
-                     | StringClause | RangeClause | ReferenceClause | UriClause | MissingClause
-                     | ChainClause | HasClause | AnyClause | AllClause)
+                     | StringClause | RangeClause | ReferenceClause | UriClause | CompositeClause
+                     | MissingClause | ChainClause | HasClause | AnyClause | AllClause)
 
 
 SortKind: TypeAlias = Literal["string", "token", "date", "number", "quantity", "uri",

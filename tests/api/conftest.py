@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from fhir_server.api.app import create_app
@@ -26,6 +27,7 @@ class Api:
     client: httpx.AsyncClient
     store: Store
     anonymous: httpx.AsyncClient
+    app: FastAPI
 
 
 @pytest.fixture(params=BACKENDS)
@@ -39,4 +41,4 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
             httpx.AsyncClient(transport=transport, base_url="http://test/fhir",
                               headers=AUTH) as client, \
             httpx.AsyncClient(transport=transport, base_url="http://test/fhir") as anonymous:
-        yield Api(client=client, store=store, anonymous=anonymous)
+        yield Api(client=client, store=store, anonymous=anonymous, app=app)

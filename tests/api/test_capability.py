@@ -27,8 +27,11 @@ async def test_metadata_lists_every_type_and_interaction(api: Api) -> None:
     assert params["general-practitioner"]["type"] == "reference"
     assert params["name"]["definition"] == "http://hl7.org/fhir/SearchParameter/Patient-name"
     observation = next(r for r in rest["resource"] if r["type"] == "Observation")
-    composites = {"code-value-quantity", "combo-code-value-quantity"}
-    assert not composites & {p["name"] for p in observation["searchParam"]}
+    observation_params = {p["name"]: p["type"] for p in observation["searchParam"]}
+    assert observation_params["code-value-quantity"] == "composite"
+    assert observation_params["combo-code-value-quantity"] == "composite"
+    sequence = next(r for r in rest["resource"] if r["type"] == "MolecularSequence")
+    assert "chromosome-window-coordinate" not in {p["name"] for p in sequence["searchParam"]}
     assert {i["code"] for i in rest["interaction"]} == {
         "transaction", "batch", "search-system", "history-system"}
     assert statement["implementation"]["url"] == "http://test/fhir"

@@ -100,3 +100,38 @@ async def test_conditional_patch(api: Api) -> None:
         content=b'[{"op": "replace", "path": "/gender", "value": "unknown"}]',
         headers={"Content-Type": "application/json-patch+json"})
     assert none.status_code == 404
+
+
+def _observation(subject: str, code: str) -> dict[str, object]:
+    return {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": subject}}
+
+
+async def test_criteria_naming_this_server_by_absolute_url_match_local_references(
+        api: Api) -> None:
+    """``subject=http://test/fhir/Patient/p`` is the local ``Patient/p``, as in a search."""
+    await api.client.put("/Patient/p-abs", json={"resourceType": "Patient", "id": "p-abs"})
+    first = await api.client.post("/Observation", json=_observation("Patient/p-abs", "8480-6"))
+    assert first.status_code == 201
+    criteria = f"subject={quote('http://test/fhir/Patient/p-abs', safe='')}&code=8480-6"
+
+    again = await api.client.post("/Observation", json=_observation("Patient/p-abs", "8480-6"),
+                                  headers={"If-None-Exist": criteria})
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+
+    updated = await api.client.put(f"/Observation?{criteria}",
+                                   json={**_observation("Patient/p-abs", "8480-6"),
+                                         "status": "amended"})
+    assert updated.status_code == 200 and updated.json()["id"] == first.json()["id"]
+
+    member = {**_observation("Patient?_id=p-abs", "8462-4"),
+              "hasMember": [{"reference": f"Observation?{criteria}"}]}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": member, "request": {"method": "POST", "url": "Observation"}}]}
+    answer = await api.client.post("", json=bundle)
+    assert answer.status_code == 200, answer.text
+
+    deleted = await api.client.delete(f"/Observation?{criteria}")
+    assert deleted.status_code in (200, 204)
+    assert (await api.client.get(f"/Observation/{first.json()['id']}")).status_code == 410

@@ -65,9 +65,11 @@ async def test_malformed_and_unknown_parameters(api: Api) -> None:
     bad = await api.client.get("/Patient", params={"birthdate": "not-a-date"})
     assert bad.status_code == 400
     assert "birthdate" in bad.json()["issue"][0]["diagnostics"]
-    strict = await api.client.get("/Observation", params={"code-value-quantity": "x$1"},
+    strict = await api.client.get("/MolecularSequence",
+                                  params={"chromosome-window-coordinate": "1$2$3"},
                                   headers={"Prefer": "handling=strict"})
     assert strict.status_code == 400
+    assert "chromosome-window-coordinate" in strict.json()["issue"][0]["diagnostics"]
 
 
 async def test_telecom_search_through_blind_index(api: Api) -> None:

@@ -37,6 +37,7 @@ from fhir_server.storage.query import (
     TokenValue,
     UriClause,
 )
+from tests.support.clauses import exact_string
 from tests.support.mongomock_sessions import session_capable_mongomock_client
 
 UCUM = "http://unitsofmeasure.org"
@@ -86,7 +87,7 @@ async def test_operator_lookalike_values_match_nothing_but_themselves(store: Mon
               ReferenceEntry("gp", "Practitioner", "$gt", None), UriEntry("url", "$gt"))
     hostile: list[Clause] = [
         StringClause("family", (OPERATOR,)),
-        StringClause("family", (OPERATOR,), "exact"),
+        StringClause("family", (OPERATOR,), "exact", (OPERATOR,)),
         StringClause("family", (OPERATOR,), "contains"),
         TextClause("code", (OPERATOR,)),
         RangeClause("n", "number", (RangeTest((Bound("low", "ge", OPERATOR),)),)),
@@ -99,7 +100,7 @@ async def test_operator_lookalike_values_match_nothing_but_themselves(store: Mon
     ]
     for clause in hostile:
         assert await found(store, "Patient", clause) == [], clause
-    assert await found(store, "Patient", StringClause("family", ("$gt",), "exact")) == [
+    assert await found(store, "Patient", exact_string("family", "$gt")) == [
         "Patient/dollar"]
     assert await found(store, "Patient", ReferenceClause("gp", (ReferenceValue(None, "$gt"),))
                        ) == ["Patient/dollar"]

@@ -40,6 +40,7 @@ from fhir_server.storage.query import (
     TokenValue,
     UriClause,
 )
+from tests.support.clauses import exact_string
 
 NIR = "urn:oid:1.2.250.1.213.1.4.8"
 LOINC = "http://loinc.org"
@@ -165,13 +166,11 @@ async def test_string_contains_is_on_the_normalised_value(store: Store) -> None:
 
 async def test_string_exact_is_on_the_value_as_written(store: Store) -> None:
     await _string_fixture(store)
-    assert await found(store, "Patient", StringClause("family", ("Dupont-Lefèvre",),
-                                                      "exact")) == ["lefevre"]
-    assert await found(store, "Patient", StringClause("family", ("dupont-lefevre",),
-                                                      "exact")) == []
-    assert await found(store, "Patient", StringClause("family", ("Dupont",), "exact")) == []
-    assert await found(store, "Patient", StringClause("given", ("Dupont", "Éloïse"),
-                                                      "exact")) == ["dupond", "martin"]
+    assert await found(store, "Patient", exact_string("family", "Dupont-Lefèvre")) == ["lefevre"]
+    assert await found(store, "Patient", exact_string("family", "dupont-lefevre")) == []
+    assert await found(store, "Patient", exact_string("family", "Dupont")) == []
+    assert await found(store, "Patient", exact_string("given", "Dupont", "Éloïse")) == [
+        "dupond", "martin"]
 
 
 async def test_string_values_are_matched_literally(store: Store) -> None:
@@ -194,7 +193,7 @@ async def test_string_values_are_matched_literally(store: Store) -> None:
         "percent"]
     assert await found(store, "Patient", StringClause("family", ("[c]^$",), "contains")) == [
         "regex"]
-    assert await found(store, "Patient", StringClause("family", ("a%b_c",), "exact")) == [
+    assert await found(store, "Patient", exact_string("family", "a%b_c")) == [
         "percent"]
 
 

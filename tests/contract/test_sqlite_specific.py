@@ -35,6 +35,7 @@ from fhir_server.storage.query import (
 from fhir_server.storage.sqlite import SqliteStore
 from fhir_server.storage.sqlite.compile import compile_history, compile_search
 from fhir_server.storage.sqlite.schema import SCHEMA_VERSION
+from tests.support.clauses import exact_string
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 NIR = "urn:oid:1.2.250.1.213.1.4.8"
@@ -238,10 +239,10 @@ async def test_queries_start_from_an_index_even_on_a_new_file(sqlite_store: Sqli
         history_plan = [row[3] for row in connection.execute(
             f"EXPLAIN QUERY PLAN {instance.text}", instance.params)]
     assert token_plan[0] == "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"
-    assert any("idx_token_param_system_code (param=? AND system=? AND code=?)" in step
+    assert any("idx_token_param_code_system (param=? AND code=? AND system=?)" in step
                for step in token_plan)
-    assert any("idx_token_param_code (param=? AND code=? AND rid=?)" in step
-               for step in token_plan)
+    # the second clause is checked per candidate on that resource's few entries
+    assert any("idx_token_rid (rid=?)" in step for step in token_plan)
     assert not any(step.startswith("SCAN") for step in token_plan + history_plan)
     assert history_plan[0].startswith("SEARCH history USING INDEX history_key")
 
@@ -321,13 +322,13 @@ def plan_of(path: Path, query: SearchQuery) -> list[str]:
 
 _INDEX_DRIVEN = {
     "token": (SearchQuery("Patient", (TokenClause("identifier", (TokenValue(NIR, "1"),)),)),
-              "idx_token_param_system_code (param=? AND system=? AND code=?)"),
+              "idx_token_param_code_system (param=? AND code=? AND system=?)"),
     "text": (SearchQuery("Observation", (TextClause("code", ("naev",)),)),
-             "idx_token_param_text (param=? AND text>? AND text<?)"),
+             "idx_token_param_text_set (param=? AND text>? AND text<?)"),
     "string prefix": (SearchQuery("Patient", (StringClause("family", ("dup",)),)),
                       "idx_string_param_normalized (param=? AND normalized>? AND normalized<?)"),
-    "string exact": (SearchQuery("Patient", (StringClause("family", ("Dupont",), "exact"),)),
-                     "idx_string_param_exact (param=? AND exact=?)"),
+    "string exact": (SearchQuery("Patient", (exact_string("family", "Dupont"),)),
+                     "idx_string_param_normalized (param=? AND normalized=?)"),
     "date range": (SearchQuery("Patient", (RangeClause("birthdate", "date", (RangeTest((
         Bound("low", "ge", "1980-01-01T00:00:00.000000Z"),
         Bound("high", "le", "1980-12-31T23:59:59.999999Z"))),)),)),
@@ -364,7 +365,7 @@ async def test_chains_and_has_start_from_the_inner_index(sqlite_store: SqliteSto
     has = plan_of(path, SearchQuery("Patient", (HasClause("Observation", "subject", (
         TokenClause("code", (TokenValue("http://loinc.org", "1"),)),)),)))
     assert has[0] == "SEARCH r USING INDEX resources_live_by_type_id (resource_type=? AND id=?)"
-    assert any("idx_token_param_system_code" in step for step in has)
+    assert any("idx_token_param_code_system" in step for step in has)
     assert not any(step.startswith("SCAN") for step in has), has
 
 
@@ -398,32 +399,43 @@ async def test_string_prefix_is_exact_beyond_the_basic_plane(sqlite_store: Sqlit
     assert await prefixed("") == sorted(names)
 
 
-async def test_a_version_1_file_gets_the_new_indexes(path: Path) -> None:
+async def test_a_version_3_file_gets_the_version_4_indexes(path: Path) -> None:
     first = SqliteStore(path)
     await first.start()
     await first.commit([change("p1", 1, instant(1), index=(
-        StringEntry("family", "dupont", "Dupont"),))])
+        StringEntry("family", "dupont", "Dupont"), TokenEntry("code", "s", "c", "text")))])
     await first.close()
-    added = ("idx_token_param_text", "idx_string_param_exact", "idx_number_param_high",
-             "resources_live_by_type_id")
+    new = ("idx_token_param_code_system", "idx_token_param_text_set",
+           "idx_reference_param_url_set", "resources_live_by_type_id")
+    retired = {  # the version 3 definitions
+        "idx_token_param_system_code": "idx_token (param, system, code, rid)",
+        "idx_token_param_code": "idx_token (param, code, rid)",
+        "idx_token_param_text": "idx_token (param, text, rid)",
+        "idx_string_param_exact": "idx_string (param, exact, rid)",
+        "idx_reference_param_url": "idx_reference (param, url, rid)"}
     with raw(path) as connection:
-        for index in added:
+        for index in new:
             connection.execute(f"DROP INDEX {index}")
-        connection.execute("PRAGMA user_version = 1")
+        for index, definition in retired.items():
+            connection.execute(f"CREATE INDEX {index} ON {definition}")
+        connection.execute("PRAGMA user_version = 3")
 
     second = SqliteStore(path)
     await second.start()
     try:
-        found = await second.search(SearchQuery("Patient", (
-            StringClause("family", ("Dupont",), "exact"),)))
+        by_exact = await second.search(SearchQuery("Patient", (
+            exact_string("family", "Dupont"),)))
+        by_code = await second.search(SearchQuery("Patient", (
+            TokenClause("code", (TokenValue("s", "c"),)),)))
     finally:
         await second.close()
-    assert ids(found.matches) == ["p1"]
+    assert ids(by_exact.matches) == ids(by_code.matches) == ["p1"]
     with raw(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         present = {name for (name,) in connection.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert present >= set(added)
+    assert present >= set(new)
+    assert not present & set(retired)
 
 
 async def test_the_default_order_reads_the_live_index_in_order(sqlite_store: SqliteStore,
@@ -433,3 +445,50 @@ async def test_the_default_order_reads_the_live_index_in_order(sqlite_store: Sql
         plan = plan_of(path, query)
         assert plan[0].startswith("SEARCH r USING INDEX resources_live_by_type_id "), plan
         assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+async def test_many_entries_of_one_kind_are_written_in_chunks(sqlite_store: SqliteStore) -> None:
+    names = tuple(StringEntry("given", f"name{n:03d}", f"Name{n:03d}") for n in range(150))
+    codes = tuple(TokenEntry("identifier", "urn:x", f"c{n}", None) for n in range(70))
+    await sqlite_store.commit([change("many", 1, instant(1), index=names + codes)])
+    for probe in ("name000", "name063", "name064", "name128", "name149"):
+        page = await sqlite_store.search(SearchQuery("Patient", (
+            StringClause("given", (probe,)),)))
+        assert ids(page.matches) == ["many"], probe
+    page = await sqlite_store.search(SearchQuery("Patient", (
+        TokenClause("identifier", (TokenValue("urn:x", "c69"),)),)))
+    assert ids(page.matches) == ["many"]
+
+
+def _wal_bytes(path: Path) -> int:
+    wal = path.with_name(path.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _rows_in_the_main_file(path: Path) -> int:
+    """Resources in the database file itself, ignoring the WAL (``immutable`` skips it)."""
+    with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as connection:
+        try:
+            return int(connection.execute("SELECT count(*) FROM resources").fetchone()[0])
+        except sqlite3.DatabaseError:
+            return 0
+
+
+async def test_the_checkpointer_copies_the_wal_and_empties_it_at_close(path: Path) -> None:
+    store = SqliteStore(path)
+    await store.start()
+    try:
+        # 500 small rows fill far fewer WAL pages than SQLite's automatic threshold (1,000),
+        # so only the checkpointer thread can have copied them into the main file.
+        await store.commit([change(f"p{n}", 1, instant(n % 60),
+                                   index=(StringEntry("family", f"f{n}", f"F{n}"),))
+                            for n in range(500)])
+        for _ in range(300):
+            if _rows_in_the_main_file(path) == 500:
+                break
+            await asyncio.sleep(0.01)
+        assert _rows_in_the_main_file(path) == 500
+        assert _wal_bytes(path) > 0
+    finally:
+        await store.close()
+    assert _wal_bytes(path) == 0

@@ -87,12 +87,13 @@ def _refers_to_patient(params: Sequence[str], patient_id: str, *, itself: bool) 
 
 async def compartment_search(ctx: EngineContext, *, base_url: str,
                              params: Sequence[tuple[str, str]], patient_id: str,
-                             resource_type: str, strict: bool = False) -> ResourceDict:
+                             resource_type: str, strict: bool = False,
+                             may_explain: bool = False) -> ResourceDict:
     """The searchset of ``resource_type`` (``*``: every type of the compartment) within the
     compartment of Patient ``patient_id``; paging links stay on the compartment's URL."""
     require_id(patient_id)
     searched = None if resource_type == EVERY_TYPE else resource_type
     scope = membership(searched, patient_id)
     return await search(ctx, base_url=base_url, params=params, resource_type=searched,
-                        strict=strict, scope=scope,
+                        strict=strict, scope=scope, may_explain=may_explain,
                         link_path=f"{COMPARTMENT}/{patient_id}/{resource_type}")

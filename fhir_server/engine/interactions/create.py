@@ -25,12 +25,13 @@ def plan_create(ctx: EngineContext, resource_type: str, resource: ResourceDict,
 
 
 async def create(ctx: EngineContext, resource_type: str, resource: ResourceDict,
-                 *, if_none_exist: str | None = None) -> ResourceResult:
+                 *, if_none_exist: str | None = None,
+                 base_url: str | None = None) -> ResourceResult:
     """Create; with ``If-None-Exist``, return the single existing match instead (200)."""
     require_type(resource_type)
     check_resource(ctx, resource, resource_type)
     if if_none_exist:
-        matches = await find_matches(ctx, resource_type, if_none_exist)
+        matches = await find_matches(ctx, resource_type, if_none_exist, base_url=base_url)
         if len(matches) > 1:
             raise multiple_matches(resource_type, if_none_exist)
         if matches:

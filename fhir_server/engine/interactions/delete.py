@@ -34,11 +34,11 @@ async def delete(ctx: EngineContext, resource_type: str, id: str) -> ResourceRes
     raise conflict(resource_type, id)
 
 
-async def conditional_delete(ctx: EngineContext, resource_type: str,
-                             criteria: str) -> ResourceResult | None:
+async def conditional_delete(ctx: EngineContext, resource_type: str, criteria: str, *,
+                             base_url: str | None = None) -> ResourceResult | None:
     """``DELETE Type?criteria``: delete the single match; None when nothing matched; 412 if more."""
     require_type(resource_type)
-    matches = await find_matches(ctx, resource_type, criteria)
+    matches = await find_matches(ctx, resource_type, criteria, base_url=base_url)
     if len(matches) > 1:
         raise multiple_matches(resource_type, criteria)
     if not matches:

@@ -79,7 +79,7 @@ async def run_write_entry(ctx: EngineContext, request: EntryRequest, *, base_url
     result: ResourceResult | None
     if request.method == "POST":
         result = await create(ctx, resource_type, _needs_resource(request),
-                              if_none_exist=request.if_none_exist)
+                              if_none_exist=request.if_none_exist, base_url=base_url)
     elif request.method == "PUT":
         resource = _needs_resource(request)
         if request.id is not None:
@@ -87,7 +87,7 @@ async def run_write_entry(ctx: EngineContext, request: EntryRequest, *, base_url
                                   if_match=request.if_match)
         else:
             result = await conditional_update(ctx, resource_type, request.query, resource,
-                                              if_match=request.if_match)
+                                              if_match=request.if_match, base_url=base_url)
     elif request.method == "PATCH":
         document = patch_document(request)
         if request.id is not None:
@@ -95,11 +95,11 @@ async def run_write_entry(ctx: EngineContext, request: EntryRequest, *, base_url
                                  if_match=request.if_match)
         else:
             result = await conditional_patch(ctx, resource_type, request.query, document,
-                                             if_match=request.if_match)
+                                             if_match=request.if_match, base_url=base_url)
     elif request.id is not None:
         result = await delete(ctx, resource_type, request.id)
     else:
-        result = await conditional_delete(ctx, resource_type, request.query)
+        result = await conditional_delete(ctx, resource_type, request.query, base_url=base_url)
     if result is None:
         return {"response": response_part(204)}
     return result_entry(result, base_url=base_url, with_resource=with_resource)

@@ -25,7 +25,7 @@ from fhir_server.engine.resource_types import known_types
 from fhir_server.engine.writing import load
 from fhir_server.errors import Issue, IssueType
 from fhir_server.outcome import outcome_of_issues
-from fhir_server.search.registry import ParamType, default_registry
+from fhir_server.search.registry import ParamType, SearchRegistry, default_registry
 from fhir_server.storage.index import ReferenceEntry
 from fhir_server.storage.protocol import StoredVersion
 from fhir_server.storage.query import IdClause, ReferenceClause, ReferenceValue, SearchQuery
@@ -76,8 +76,10 @@ class Included:
     warning: str | None = None
 
 
-def parse_includes(params: Sequence[tuple[str, str]]) -> IncludePlan:
-    """The ``_include``/``_revinclude`` directives among the search parameters.
+def parse_includes(params: Sequence[tuple[str, str]],
+                   registry: SearchRegistry | None = None) -> IncludePlan:
+    """The ``_include``/``_revinclude`` directives among the search parameters, naming the
+    reference parameters of ``registry`` (default: the official R4 ones).
 
     A value naming an unknown type, a parameter that is not a reference parameter of its source
     type, a target type the parameter cannot point to, or an unknown modifier is rejected.
@@ -88,7 +90,8 @@ def parse_includes(params: Sequence[tuple[str, str]]) -> IncludePlan:
         base, _, modifier = name.partition(":")
         if base not in _DIRECTIVE_NAMES:
             continue
-        directive = _directive(base == "_revinclude", modifier, value)
+        directive = _directive(registry or default_registry(), base == "_revinclude",
+                               modifier, value)
         if directive is None:
             rejected.append(f"{name}={value}")
         else:
@@ -96,7 +99,8 @@ def parse_includes(params: Sequence[tuple[str, str]]) -> IncludePlan:
     return IncludePlan(tuple(directives), tuple(rejected))
 
 
-def _directive(reverse: bool, modifier: str, value: str) -> IncludeDirective | None:
+def _directive(registry: SearchRegistry, reverse: bool, modifier: str,
+               value: str) -> IncludeDirective | None:
     if modifier and modifier not in _ITERATE_MODIFIERS:
         return None
     parts = value.split(":")
@@ -106,17 +110,18 @@ def _directive(reverse: bool, modifier: str, value: str) -> IncludeDirective | N
     target = parts[2] if len(parts) == 3 else None
     if source not in known_types() or (target is not None and target not in known_types()):
         return None
-    codes = _reference_codes(source, code, target)
+    codes = _reference_codes(registry, source, code, target)
     if not codes:
         return None
     return IncludeDirective(reverse=reverse, iterate=bool(modifier), source_type=source,
                             codes=codes, target_type=target)
 
 
-def _reference_codes(source: str, code: str, target: str | None) -> tuple[str, ...]:
+def _reference_codes(registry: SearchRegistry, source: str, code: str,
+                     target: str | None) -> tuple[str, ...]:
     """The reference parameters ``code`` stands for (``*``: all of them) that may point to
     ``target``; empty when there is none."""
-    params = default_registry().params_for(source)
+    params = registry.params_for(source)
     candidates = sorted(params) if code == "*" else [code] if code in params else []
     return tuple(
         candidate for candidate in candidates

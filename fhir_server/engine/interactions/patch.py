@@ -59,11 +59,11 @@ async def patch(ctx: EngineContext, resource_type: str, id: str, document: Patch
 
 
 async def conditional_patch(ctx: EngineContext, resource_type: str, criteria: str,
-                            document: PatchDocument, *,
-                            if_match: int | None = None) -> ResourceResult:
+                            document: PatchDocument, *, if_match: int | None = None,
+                            base_url: str | None = None) -> ResourceResult:
     """``PATCH Type?criteria``: patch the single match; 404 if none, 412 if several."""
     require_type(resource_type)
-    matches = await find_matches(ctx, resource_type, criteria)
+    matches = await find_matches(ctx, resource_type, criteria, base_url=base_url)
     if len(matches) > 1:
         raise multiple_matches(resource_type, criteria)
     if not matches:

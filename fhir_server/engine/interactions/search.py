@@ -26,13 +26,15 @@ from fhir_server.engine.valuesets import expand_value_sets
 from fhir_server.engine.writing import plaintext_body
 from fhir_server.errors import ErrorCode, FhirError, Issue, IssueType
 from fhir_server.outcome import outcome_of_issues
-from fhir_server.storage.protocol import SearchPage
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage.protocol import QueryPlan, SearchPage
 from fhir_server.storage.query import Clause, SearchQuery, SortKey, SortKind, TypeClause
 from fhir_server.types import ResourceDict
 
 _HANDLED_RESULT_PARAMS = frozenset({"_count", "_total", "_summary", "_elements", "_offset",
                                     "_format", "_pretty", "_include", "_revinclude", "_sort",
-                                    CURSOR_PARAM})
+                                    "_explain", CURSOR_PARAM})
+_EXPLAIN_PARAM = "_explain"
 _SORT_PARAM = "_sort"
 _SORTABLE_TYPES: frozenset[str] = frozenset(
     {"string", "token", "date", "number", "quantity", "uri", "reference"})
@@ -80,7 +82,7 @@ class _Sort:
     refused: tuple[str, ...]
 
 
-def _parse_sort(resource_type: str | None, types: Sequence[str],
+def _parse_sort(registry: SearchRegistry, resource_type: str | None, types: Sequence[str],
                 params: Sequence[tuple[str, str]]) -> _Sort:
     """``_sort=a,-b``: a comma list of parameters, ``-`` for descending order."""
     raw = _last(params, _SORT_PARAM)
@@ -91,7 +93,7 @@ def _parse_sort(resource_type: str | None, types: Sequence[str],
         code = item[1:] if descending else item
         if not code:
             continue
-        kind = _sort_kind(resource_type, types, code)
+        kind = _sort_kind(registry, resource_type, types, code)
         if kind is None:
             refused.append(code)
         else:
@@ -99,13 +101,14 @@ def _parse_sort(resource_type: str | None, types: Sequence[str],
     return _Sort(tuple(keys), tuple(refused))
 
 
-def _sort_kind(resource_type: str | None, types: Sequence[str], code: str) -> SortKind | None:
+def _sort_kind(registry: SearchRegistry, resource_type: str | None, types: Sequence[str],
+               code: str) -> SortKind | None:
     """How to sort by ``code``: the same sortable type in every searched resource type (only
     ``_id`` and ``_lastUpdated`` for a search of every type); None when it cannot sort."""
     if code in _COLUMN_SORTS:
         return _COLUMN_SORTS[code]
     scopes = (resource_type,) if resource_type is not None else tuple(types)
-    found = [_parameter_types(scope).get(code) for scope in scopes]
+    found = [_parameter_types(registry, scope).get(code) for scope in scopes]
     kinds = set(found)
     if not found or None in kinds or len(kinds) != 1:
         return None
@@ -113,8 +116,8 @@ def _sort_kind(resource_type: str | None, types: Sequence[str], code: str) -> So
     return cast(SortKind, kind) if kind in _SORTABLE_TYPES else None
 
 
-def _parameter_types(resource_type: str) -> dict[str, str]:
-    return {param.name: param.type for param in supported_parameters(resource_type)}
+def _parameter_types(registry: SearchRegistry, resource_type: str) -> dict[str, str]:
+    return {param.name: param.type for param in supported_parameters(resource_type, registry)}
 
 
 def _sort_refusal(refused: Sequence[str]) -> str:
@@ -141,11 +144,14 @@ def _after(keyset: tuple[Any, ...] | None, sort: Sequence[SortKey]) -> tuple[obj
 
 async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[str, str]],
                  resource_type: str | None = None, strict: bool = False,
-                 scope: Sequence[Clause] = (), link_path: str | None = None) -> ResourceDict:
+                 scope: Sequence[Clause] = (), link_path: str | None = None,
+                 may_explain: bool = False) -> ResourceDict:
     """A ``searchset`` Bundle. Unknown parameters: a warning entry, or 400 when ``strict``.
 
     ``scope``: clauses AND-ed with the parameters' (a compartment's membership); ``link_path``:
     the path, under ``base_url``, that paging links and cursors belong to (default: the type).
+    ``_explain=true`` adds the store's plan as an outcome entry; only when ``may_explain``
+    (an administrator's request), 403 otherwise.
     """
     if resource_type is not None:
         require_type(resource_type)
@@ -159,8 +165,9 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
                    and n.split(":")[0] not in _HANDLED_RESULT_PARAMS]
     clauses = (parsed.clauses + ((TypeClause(parsed.types),) if parsed.types else ())
                + tuple(scope))
-    includes = parse_includes(page.params)
-    sort = _parse_sort(resource_type, parsed.types, page.params)
+    registry = ctx.indexer.search_registry
+    includes = parse_includes(page.params, registry)
+    sort = _parse_sort(registry, resource_type, parsed.types, page.params)
     ignored = [*parsed.unknown, *unsupported, *includes.rejected]
     reasons = {u.name: u.reason for u in parsed.unsupported}
     if sort.refused:
@@ -176,10 +183,12 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
     total_mode = _last(page.params, "_total")
     offset = _offset(page.params, ctx) if page.keyset is None else 0
     want_total = summary == "count" or total_mode in ("accurate", "estimate")
-    result = await ctx.store.search(SearchQuery(
+    explain = _wants_explain(page.params, may_explain)
+    query = SearchQuery(
         resource_type, clauses, count=0 if summary == "count" else count + 1,
         offset=offset, after=_after(page.keyset, sort.keys), want_total=want_total,
-        sort=sort.keys))
+        sort=sort.keys)
+    result = await ctx.store.search(query)
     shown = result.matches[:count]
     more = len(result.matches) > count
     last = shown[-1] if shown else None
@@ -213,6 +222,38 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
             severity="warning", issue_type=IssueType.NOT_SUPPORTED, expression=(name,))
             for name in ignored])
         entries.append({"resource": warning, "search": {"mode": "outcome"}})
+    if explain:
+        entries.append({"resource": _explanation(await ctx.store.explain(query)),
+                        "search": {"mode": "outcome"}})
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+def _wants_explain(params: Sequence[tuple[str, str]], may_explain: bool) -> bool:
+    """Whether ``_explain=true`` was asked for (and may be answered)."""
+    value = _last(params, _EXPLAIN_PARAM)
+    if value is None or value == "false":
+        return False
+    if value != "true":
+        raise FhirError(ErrorCode.BAD_PARAMETER,
+                        f"_explain: '{value[:20]}' must be true or false",
+                        expression=(_EXPLAIN_PARAM,))
+    if not may_explain:
+        raise FhirError(ErrorCode.FORBIDDEN,
+                        "_explain shows how the database runs a search: it is reserved to "
+                        "administrators", expression=(_EXPLAIN_PARAM,))
+    return True
+
+
+def _explanation(plan: QueryPlan) -> ResourceDict:
+    """The store's plan as an informational OperationOutcome: the query, the plan's steps and
+    the indexes it reads."""
+    used = ", ".join(plan.indexes) if plan.indexes else "none"
+    return outcome_of_issues([
+        Issue(diagnostics=f"{plan.backend} query: {plan.statement}", severity="information",
+              issue_type=IssueType.INFORMATIONAL, expression=(_EXPLAIN_PARAM,)),
+        Issue(diagnostics="plan:\n" + "\n".join(plan.steps), severity="information",
+              issue_type=IssueType.INFORMATIONAL, expression=(_EXPLAIN_PARAM,)),
+        Issue(diagnostics=f"indexes used: {used}", severity="information",
+              issue_type=IssueType.INFORMATIONAL, expression=(_EXPLAIN_PARAM,))])

@@ -54,6 +54,8 @@ from fhir_server.types import ResourceDict
 class _Plan:
     """What a transaction will do: writes to commit, and the answer for each entry."""
 
+    base_url: str
+    """The server's base as the client addressed it (for conditional references)."""
     writes: list[PlannedWrite] = field(default_factory=list)
     results: dict[int, ResourceResult | None] = field(default_factory=dict)
     targets: dict[int, tuple[str, str | None, bool]] = field(default_factory=dict)
@@ -69,15 +71,16 @@ def _entries(bundle: ResourceDict) -> list[Any]:
     return entries
 
 
-async def _single_match(ctx: EngineContext, resource_type: str, criteria: str) -> str | None:
-    matches = await find_matches(ctx, resource_type, criteria)
+async def _single_match(ctx: EngineContext, resource_type: str, criteria: str,
+                        base_url: str) -> str | None:
+    matches = await find_matches(ctx, resource_type, criteria, base_url=base_url)
     if len(matches) > 1:
         raise multiple_matches(resource_type, criteria)
     return matches[0].id if matches else None
 
 
-async def _resolve_target(ctx: EngineContext,
-                          request: EntryRequest) -> tuple[str, str | None, bool]:
+async def _resolve_target(ctx: EngineContext, request: EntryRequest,
+                          base_url: str) -> tuple[str, str | None, bool]:
     """Decide the (type, id) an entry writes to, and whether a conditional create found it.
 
     A None id means there is nothing to write (a conditional delete without a match).
@@ -91,7 +94,7 @@ async def _resolve_target(ctx: EngineContext,
                         f"{request.method} {request.url[:120]} is not supported in a transaction")
     if request.method == "POST":
         if request.if_none_exist:
-            existing = await _single_match(ctx, resource_type, request.if_none_exist)
+            existing = await _single_match(ctx, resource_type, request.if_none_exist, base_url)
             if existing is not None:
                 return resource_type, existing, True
         return resource_type, new_id(), False
@@ -100,7 +103,7 @@ async def _resolve_target(ctx: EngineContext,
     if not request.query:
         raise FhirError(ErrorCode.BAD_REQUEST,
                         f"{request.method} needs an id or search criteria in its url")
-    found = await _single_match(ctx, resource_type, request.query)
+    found = await _single_match(ctx, resource_type, request.query, base_url)
     if found is None and request.method == "PUT":
         body_id = (request.resource or {}).get("id")
         return resource_type, body_id if isinstance(body_id, str) else new_id(), False
@@ -109,13 +112,13 @@ async def _resolve_target(ctx: EngineContext,
     return resource_type, found, False
 
 
-async def _rewrite(ctx: EngineContext, value: Any, references: dict[str, str],
+async def _rewrite(ctx: EngineContext, value: Any, references: dict[str, str], base_url: str,
                    key: str | None = None) -> Any:
     """Replace Bundle-local and conditional references by ``Type/id`` of what they designate."""
     if isinstance(value, dict):
-        return {k: await _rewrite(ctx, v, references, k) for k, v in value.items()}
+        return {k: await _rewrite(ctx, v, references, base_url, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [await _rewrite(ctx, v, references, key) for v in value]
+        return [await _rewrite(ctx, v, references, base_url, key) for v in value]
     if not isinstance(value, str):
         return value
     if value in references:
@@ -128,7 +131,7 @@ async def _rewrite(ctx: EngineContext, value: Any, references: dict[str, str],
     head, sep, criteria = value.partition("?")
     if sep and "/" not in head:
         require_type(head)
-        found = await _single_match(ctx, head, criteria)
+        found = await _single_match(ctx, head, criteria, base_url)
         if found is None:
             raise FhirError(ErrorCode.NOT_FOUND,
                             f"the conditional reference {value[:120]} matches no resource")
@@ -160,7 +163,7 @@ async def _plan_write(ctx: EngineContext, request: EntryRequest, resource_type: 
         write = plan_put(ctx, resource=patched, resource_type=resource_type, id=id,
                          current=live, method="PATCH")
     else:
-        resource = await _rewrite(ctx, request.resource, plan.references)
+        resource = await _rewrite(ctx, request.resource, plan.references, plan.base_url)
         check_resource(ctx, resource, resource_type)
         if request.method == "PUT":
             check_body_id(resource, id)
@@ -176,15 +179,16 @@ async def _plan_write(ctx: EngineContext, request: EntryRequest, resource_type: 
     plan.results[request.index] = ResourceResult.of_write(write, status=status)
 
 
-async def _plan_transaction(ctx: EngineContext, requests: Sequence[EntryRequest]) -> _Plan:
-    plan = _Plan()
+async def _plan_transaction(ctx: EngineContext, requests: Sequence[EntryRequest],
+                            base_url: str) -> _Plan:
+    plan = _Plan(base_url)
     ordered = sorted((r for r in requests if r.method not in ("GET", "HEAD")),
                      key=lambda r: (PROCESSING_ORDER[r.method], r.index))
     for request in ordered:
         try:
             if request.method in ("POST", "PUT") and request.resource is None:
                 raise FhirError(ErrorCode.BAD_REQUEST, f"a {request.method} entry needs a resource")
-            target = await _resolve_target(ctx, request)
+            target = await _resolve_target(ctx, request, base_url)
         except FhirError as err:
             raise entry_error(request, err) from None
         plan.targets[request.index] = target
@@ -226,7 +230,7 @@ async def transaction(ctx: EngineContext, bundle: ResourceDict, *, base_url: str
     _check_reads(requests)
     for attempt in range(WRITE_ATTEMPTS):
         await pause_before_retry(attempt)
-        plan = await _plan_transaction(ctx, requests)
+        plan = await _plan_transaction(ctx, requests, base_url)
         try:
             await commit_writes(ctx, plan.writes)
             break

@@ -113,12 +113,12 @@ async def update(ctx: EngineContext, resource_type: str, id: str, resource: Reso
 
 
 async def conditional_update(ctx: EngineContext, resource_type: str, criteria: str,
-                             resource: ResourceDict, *,
-                             if_match: int | None = None) -> ResourceResult:
+                             resource: ResourceDict, *, if_match: int | None = None,
+                             base_url: str | None = None) -> ResourceResult:
     """``PUT Type?criteria``: create when nothing matches, update the single match, 412 if more."""
     require_type(resource_type)
     check_resource(ctx, resource, resource_type)
-    matches = await find_matches(ctx, resource_type, criteria)
+    matches = await find_matches(ctx, resource_type, criteria, base_url=base_url)
     if len(matches) > 1:
         raise multiple_matches(resource_type, criteria)
     if not matches:

@@ -3,17 +3,25 @@
 - Coding: (system, code, display); CodeableConcept: each coding, plus (None, None, text) for
   ``:text`` when it has a text;
 - Identifier: (system, value, type.text), the value blind-indexed for a sensitive system; and for
-  ``:of-type`` one ``{code}:of-type`` entry per type coding, code ``{type code}|{value}``;
+  ``:of-type`` one ``{code}:of-type`` entry per type coding, code ``{type code}|{value}``. For a
+  sensitive system the value there is blind-indexed under a key derived from the type coding
+  (``of_type_code``), not the identifier's system: an ``:of-type`` search does not name the
+  identifier's system, but knows the type, so it can compute that form (``of_type_search_codes``);
 - ContactPoint: (None, blind index of the value); code, string, id, uri primitives: (None, value);
   boolean: (None, "true" / "false").
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Final
 
 from fhir_server.search.values import Converter, IdentifierProtection, normalized_text, text_of
 from fhir_server.storage.index import IndexEntry, TokenEntry
+
+OF_TYPE_KEY: Final = "urn:pictaderm:identifier-type"
+"""The prefix of the blind-index key of sensitive identifier values in ``:of-type`` entries
+(followed by the type coding), apart from every identifier system."""
 
 _PRIMITIVES = frozenset({"code", "string", "id", "uri", "url", "canonical", "oid", "uuid",
                          "markdown"})
@@ -88,17 +96,42 @@ def _identifier_converter(protection: IdentifierProtection) -> Converter:
         if raw is None:
             return
         system = text_of(value.get("system"))
-        stored = protection.code(system, raw)
         kind = value.get("type")
         kind_text = text_of(kind.get("text")) if type(kind) is dict else None
-        out.append(TokenEntry(code, system, stored,
+        out.append(TokenEntry(code, system, protection.code(system, raw),
                               normalized_text(kind_text) if kind_text else None))
         if type(kind) is dict and type(codings := kind.get("coding")) is list:
             for coding in codings:
                 if type(coding) is dict and (kind_code := text_of(coding.get("code"))):
-                    out.append(TokenEntry(f"{code}:of-type", text_of(coding.get("system")),
-                                          f"{kind_code}|{stored}"))
+                    kind_system = text_of(coding.get("system"))
+                    out.append(TokenEntry(f"{code}:of-type", kind_system, of_type_code(
+                        protection, system, kind_system, kind_code, raw)))
     return add_identifier
+
+
+def of_type_code(protection: IdentifierProtection, system: str | None, type_system: str | None,
+                 type_code: str, value: str) -> str:
+    """The code of the ``:of-type`` entry of an identifier (``system``, ``value``) for one of its
+    type codings: ``{type code}|{value}``, the value blind-indexed under the type coding when
+    the identifier's system is sensitive."""
+    if system is not None and protection.is_sensitive(system):
+        return f"{type_code}|{_of_type_blind(protection, type_system, type_code, value)}"
+    return f"{type_code}|{value}"
+
+
+def of_type_search_codes(protection: IdentifierProtection, type_system: str, type_code: str,
+                         value: str) -> tuple[str, str]:
+    """The ``:of-type`` entry codes an identifier of this type and value may have: as an
+    ordinary identifier's, and as a sensitive identifier's."""
+    return (f"{type_code}|{value}",
+            f"{type_code}|{_of_type_blind(protection, type_system, type_code, value)}")
+
+
+def _of_type_blind(protection: IdentifierProtection, type_system: str | None, type_code: str,
+                   value: str) -> str:
+    """The blind index of a value under its type coding (JSON keeps the key unambiguous)."""
+    key = f"{OF_TYPE_KEY}:{json.dumps([type_system or '', type_code])}"
+    return protection.blind_index(key, value)
 
 
 def _any_value_converter(protection: IdentifierProtection) -> Converter:

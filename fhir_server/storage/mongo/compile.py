@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, assert_never
 
 from fhir_server.storage.mongo.documents import (
+    COMPOSITE,
     DATE,
     NUMBER,
     QUANTITY,
@@ -34,6 +35,8 @@ from fhir_server.storage.query import (
     Bound,
     ChainClause,
     Clause,
+    CompositeClause,
+    CompositeValue,
     HasClause,
     HistoryQuery,
     IdClause,
@@ -46,11 +49,13 @@ from fhir_server.storage.query import (
     SearchQuery,
     SortKey,
     StringClause,
+    StringStart,
     TextClause,
     TokenClause,
     TokenValue,
     TypeClause,
     UriClause,
+    UriEquals,
 )
 
 SEARCH_ORDER: Final = [("type", 1), ("id", 1)]
@@ -230,6 +235,9 @@ def clause_filter(clause: Clause, joins: Joins = NO_JOINS) -> Document:
         case UriClause(param, values, mode):
             return _any_of([_entry(param, URI, {"v": _uri_condition(value, mode)})
                             for value in values])
+        case CompositeClause(param, values):
+            return _any_of([_entry(param, COMPOSITE, condition) for value in values
+                            for condition in _composite_conditions(value)])
         case MissingClause(param, missing):
             present: Document = {"idx": {"$elemMatch": {"p": {"$eq": param}}}}
             return _negated(present) if missing else present
@@ -318,8 +326,9 @@ def _string_condition(value: str, mode: Literal["prefix", "exact", "contains"]) 
             assert_never(mode)
 
 
-def _range_condition(test: RangeTest) -> Document:
-    """All bounds of a test on one entry, with the quantity's system and code when given.
+def _range_condition(test: RangeTest, *, system: str = "s", code: str = "c") -> Document:
+    """All bounds of a test on one entry, with the quantity's system and code when given
+    (on the fields ``system`` and ``code``).
 
     Bounds are merged per field (``{"lo": {"$gte": a, "$lt": b}}``); a comparison repeated on a
     field goes into ``$and``, since a document cannot hold the same operator twice.
@@ -336,10 +345,31 @@ def _range_condition(test: RangeTest) -> Document:
     if repeated:
         condition["$and"] = repeated
     if test.system is not None:
-        condition["s"] = {"$eq": test.system or None}
+        condition[system] = {"$eq": test.system or None}
     if test.code is not None:
-        condition["c"] = {"$eq": test.code}
+        condition[code] = {"$eq": test.code}
     return condition
+
+
+def _composite_conditions(value: CompositeValue) -> list[Document]:
+    """One entry condition per way the value can match: its first token (``s``/``c``) and its
+    second component (a token or quantity unit on ``s2``/``c2``) on the same entry."""
+    first = _token_condition(value.first)
+    second = value.second
+    match second:
+        case TokenValue():
+            token = _token_condition(second)
+            return [{**first, **{f"{field}2": test for field, test in token.items()}}]
+        case RangeTest():
+            return [{**first, **_range_condition(second, system="s2", code="c2")}]
+        case ReferenceValue():
+            return [{**first, **condition} for condition in _reference_conditions(second)]
+        case StringStart(prefix):
+            return [{**first, "n": _starts_with(prefix)}]
+        case UriEquals(uri):
+            return [{**first, "u": {"$eq": uri}}]
+        case _:
+            assert_never(second)
 
 
 def _bound_operator(bound: Bound) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from typing import Any, Final, TypeAlias, assert_never, cast
 from bson import Binary
 
 from fhir_server.storage.index import (
+    CompositeEntry,
     DateEntry,
     IndexEntry,
     NumberEntry,
@@ -47,6 +48,7 @@ NUMBER: Final = "number"
 QUANTITY: Final = "quantity"
 REFERENCE: Final = "reference"
 URI: Final = "uri"
+COMPOSITE: Final = "composite"
 
 
 def resource_key(resource_type: str, id: str) -> str:
@@ -104,9 +106,21 @@ def index_entry_document(entry: IndexEntry) -> Document:
             fields = {"k": REFERENCE, "t": target_type, "i": target_id, "u": url}
         case UriEntry(param, value):
             fields = {"k": URI, "v": value}
+        case CompositeEntry():
+            param, fields = entry.param, _composite_fields(entry)
         case _:
             assert_never(entry)
     return {"p": param, **{key: value for key, value in fields.items() if value is not None}}
+
+
+def _composite_fields(entry: CompositeEntry) -> Document:
+    """A composite entry: its first token as ``s``/``c`` (so the token index serves it), its
+    second value under the names its kind has elsewhere (``lo``/``hi``, ``n``/``e``, ``t``/``i``
+    /``u``), a second token or quantity unit as ``s2``/``c2``."""
+    return {"k": COMPOSITE, "s": entry.system or None, "c": entry.code,
+            "s2": entry.value_system or None, "c2": entry.value_code,
+            "lo": entry.low, "hi": entry.high, "n": entry.normalized, "e": entry.exact,
+            "t": entry.target_type, "i": entry.target_id, "u": entry.url}
 
 
 def stored_version(document: Document) -> StoredVersion:

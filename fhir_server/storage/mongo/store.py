@@ -32,14 +32,18 @@ from fhir_server.storage.mongo.documents import (
     version_key,
 )
 from fhir_server.storage.mongo.errors import NOT_A_REPLICA_SET, driver_errors
+from fhir_server.storage.mongo.explain import explain_search
 from fhir_server.storage.mongo.indexes import create_indexes
 from fhir_server.storage.mongo.joins import DEFAULT_JOIN_LIMIT, resolve_joins
+from fhir_server.storage.mongo.reindex import IndexRewriteWork, MarksWork, read_marks
 from fhir_server.storage.mongo.transaction import run_in_transaction
 from fhir_server.storage.protocol import (
     Change,
     Consumption,
+    IndexRewrite,
     OutboxEvent,
     OutboxRecord,
+    QueryPlan,
     SearchPage,
     StoredVersion,
     StoreUnavailable,
@@ -141,6 +145,13 @@ class MongoStore:
             tuple(document.get(f"s{position}") for position in range(len(query.sort)))
             for document in found))
 
+    async def explain(self, query: SearchQuery) -> QueryPlan:
+        resources = self._database[RESOURCES]
+        with driver_errors():
+            joins = await resolve_joins(resources, query.resource_type, query.where,
+                                        limit=self._join_limit)
+            return await explain_search(resources, query, joins)
+
     async def outbox_pending(self, limit: int) -> tuple[OutboxRecord, ...]:
         if limit <= 0:
             return ()
@@ -161,6 +172,24 @@ class MongoStore:
         with driver_errors():
             await self._database[OUTBOX].update_one({"_id": {"$eq": event_id}},
                                                     {"$inc": {"attempts": 1}})
+
+    async def replace_index(self, resource_type: str, rewrites: Sequence[IndexRewrite]) -> int:
+        if not rewrites:
+            return 0
+        work = IndexRewriteWork(self._database, resource_type, rewrites)
+        with driver_errors():
+            await run_in_transaction(self._client, work)
+        return work.replaced
+
+    async def read_marks(self, prefix: str) -> dict[str, str]:
+        with driver_errors():
+            return await read_marks(self._database, prefix)
+
+    async def write_marks(self, marks: Mapping[str, str | None]) -> None:
+        if not marks:
+            return
+        with driver_errors():
+            await run_in_transaction(self._client, MarksWork(self._database, dict(marks)))
 
 
 def _require_transactions(hello: Mapping[str, Any]) -> None:

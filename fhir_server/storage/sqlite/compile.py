@@ -22,6 +22,8 @@ from fhir_server.storage.query import (
     AnyClause,
     ChainClause,
     Clause,
+    CompositeClause,
+    CompositeValue,
     HasClause,
     HistoryQuery,
     IdClause,
@@ -34,11 +36,13 @@ from fhir_server.storage.query import (
     SearchQuery,
     SortKey,
     StringClause,
+    StringStart,
     TextClause,
     TokenClause,
     TokenValue,
     TypeClause,
     UriClause,
+    UriEquals,
 )
 from fhir_server.storage.sqlite.index_tables import INDEX_TABLES
 
@@ -279,6 +283,8 @@ def _drive_rank(clause: Clause, row: Row) -> int | None:
             return 0 if mode == "exact" else 2
         case TextClause(values=values) if values:
             return 2
+        case CompositeClause(values=values) if values:
+            return max(_token_rank(value.first) for value in values)
         case RangeClause(tests=tests, negate=False) if tests:
             return 3
         case ChainClause(where=where):
@@ -316,6 +322,8 @@ def _drive_entries(clause: Clause) -> list[Entries] | None:
             return _reference_entries(clause)
         case UriClause():
             return _uri_entries(clause)
+        case CompositeClause():
+            return _composite_entries(clause)
         case _:
             return None
 
@@ -361,6 +369,8 @@ def _clause(clause: Clause, row: Row, *, drives: bool) -> Sql:
             return _entry_clause(_reference_entries(clause), row, drives=drives)
         case UriClause():
             return _entry_clause(_uri_entries(clause), row, drives=drives)
+        case CompositeClause():
+            return _entry_clause(_composite_entries(clause), row, drives=drives)
         case MissingClause():
             return _entry_clause(_any_entries(clause.param), row, drives=False,
                                  negate=clause.missing)
@@ -459,7 +469,8 @@ def _string_entries(clause: StringClause) -> list[Entries]:
         case "contains":
             tests = [Sql("instr(normalized, ?) > 0", (value,)) for value in clause.values]
         case "exact":
-            tests = [Sql("exact = ?", (value,)) for value in clause.values]
+            tests = [Sql("normalized = ? AND exact = ?", (normalized, value))
+                     for value, normalized in zip(clause.values, clause.normalized, strict=True)]
         case _:
             assert_never(clause.mode)
     return [Entries("idx_string", (param, test)) for test in tests]
@@ -488,14 +499,19 @@ def _reference_entries(clause: ReferenceClause) -> list[Entries]:
 
 
 def _reference_match(param: str, value: ReferenceValue) -> Entries:
-    conditions = [Sql("param = ?", (param,))]
+    return Entries("idx_reference", (Sql("param = ?", (param,)), *_reference_conditions(value)))
+
+
+def _reference_conditions(value: ReferenceValue) -> list[Sql]:
+    """A reference's url, or id and type, on the columns both tables name alike."""
+    conditions: list[Sql] = []
     if value.url is not None:
         conditions.append(Sql("url = ?", (value.url,)))
     if value.target_id is not None:
         conditions.append(Sql("target_id = ?", (value.target_id,)))
     if value.target_type is not None:
         conditions.append(Sql("target_type = ?", (value.target_type,)))
-    return Entries("idx_reference", tuple(conditions))
+    return conditions
 
 
 def _uri_entries(clause: UriClause) -> list[Entries]:
@@ -510,6 +526,53 @@ def _uri_entries(clause: UriClause) -> list[Entries]:
         case _:
             assert_never(clause.mode)
     return [Entries("idx_uri", (param, test)) for test in tests]
+
+
+def _composite_entries(clause: CompositeClause) -> list[Entries]:
+    """One row of ``idx_composite`` (one context element) meets both components of a value."""
+    return [Entries("idx_composite", (Sql("param = ?", (clause.param,)),
+                                      *_composite_match(value)))
+            for value in clause.values]
+
+
+def _composite_match(value: CompositeValue) -> list[Sql]:
+    first = _token_columns(value.first, "system", "code")
+    second = value.second
+    match second:
+        case TokenValue():
+            return [*first, *_token_columns(second, "value_system", "value_code")]
+        case RangeTest():
+            return [*first, *_range_test(second, quantity=False), *_unit_columns(second)]
+        case ReferenceValue():
+            return [*first, *_reference_conditions(second)]
+        case StringStart(prefix):
+            return [*first, _starts_with("normalized", prefix)]
+        case UriEquals(uri):
+            return [*first, Sql("url = ?", (uri,))]
+        case _:
+            assert_never(second)
+
+
+def _unit_columns(test: RangeTest) -> list[Sql]:
+    """A quantity test's unit system and code, on the composite's second-value columns."""
+    conditions: list[Sql] = []
+    if test.system is not None:
+        conditions.append(Sql("value_system = ?", (test.system,)))
+    if test.code is not None:
+        conditions.append(Sql("value_code = ?", (test.code,)))
+    return conditions
+
+
+def _token_columns(value: TokenValue, system: str, code: str) -> list[Sql]:
+    """A token's system (``""``: none) and code on two columns of the composite table."""
+    conditions: list[Sql] = []
+    if value.system == "":
+        conditions.append(Sql(f"{system} IS NULL"))
+    elif value.system is not None:
+        conditions.append(Sql(f"{system} = ?", (value.system,)))
+    if value.code is not None:
+        conditions.append(Sql(f"{code} = ?", (value.code,)))
+    return conditions
 
 
 def _any_entries(param: str) -> list[Entries]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from operator import attrgetter
 from typing import Any
 
 from fhir_server.storage.index import (
+    CompositeEntry,
     DateEntry,
     IndexEntry,
     NumberEntry,
@@ -31,10 +33,20 @@ ASSUMED_ENTRIES = 10_000_000
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """An index on leading columns (then ``rid``) and the rows assumed per value of each prefix."""
+    """An index on leading columns (then ``rid``) and the rows assumed per value of each prefix.
+
+    ``partial_on`` names a column that is NULL in most rows: the index then holds only the rows
+    where it is set (``WHERE column IS NOT NULL``), which every comparison on it implies, so
+    the queries that use it still can while most inserts skip it.
+    """
 
     columns: tuple[str, ...]
     rows_per_prefix: tuple[int, ...]
+    partial_on: str | None = None
+
+    @property
+    def condition(self) -> str:
+        return "" if self.partial_on is None else f" WHERE {self.partial_on} IS NOT NULL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +66,7 @@ class IndexTable:
         by_resource = f"CREATE INDEX IF NOT EXISTS {self.name}_rid ON {self.name} (rid)"
         lookups = tuple(
             f"CREATE INDEX IF NOT EXISTS {self._index_name(lookup)} "
-            f"ON {self.name} ({', '.join(lookup.columns)}, rid)"
+            f"ON {self.name} ({', '.join(lookup.columns)}, rid){lookup.condition}"
             for lookup in self.lookups)
         return (table, by_resource, *lookups)
 
@@ -68,30 +80,28 @@ class IndexTable:
         return (by_resource, *lookups)
 
     def _index_name(self, lookup: Lookup) -> str:
-        return f"{self.name}_{'_'.join(lookup.columns)}"
-
-    @property
-    def insert_statement(self) -> str:
-        names = ", ".join(column for column, _ in self.columns)
-        marks = ", ".join("?" for _ in range(len(self.columns) + 1))
-        return f"INSERT INTO {self.name} (rid, {names}) VALUES ({marks})"
+        suffix = "" if lookup.partial_on is None else "_set"
+        return f"{self.name}_{'_'.join(lookup.columns)}{suffix}"
 
     @property
     def delete_statement(self) -> str:
         return f"DELETE FROM {self.name} WHERE rid = ?"
 
 
+# Each lookup index costs every insert a b-tree descent and a page written to the WAL, so a
+# table has the fewest that keep its searches sublinear: a token ``system|code`` search seeks
+# (param, code) then checks the system; a ``:exact`` string search seeks its normalised form
+# then checks the exact text; ``:text`` and absolute-URL references index only rows that
+# have one.
 INDEX_TABLES: tuple[IndexTable, ...] = (
     IndexTable("idx_token", TokenEntry,
                (("param", "TEXT NOT NULL"), ("system", "TEXT"), ("code", "TEXT"), ("text", "TEXT")),
-               (Lookup(("param", "system", "code"), (100_000, 50_000, 5)),
-                Lookup(("param", "code"), (100_000, 10)),
-                Lookup(("param", "text"), (100_000, 10)))),
+               (Lookup(("param", "code", "system"), (100_000, 100, 50)),
+                Lookup(("param", "text"), (100_000, 10), partial_on="text"))),
     IndexTable("idx_string", StringEntry,
                (("param", "TEXT NOT NULL"), ("normalized", "TEXT NOT NULL"),
                 ("exact", "TEXT NOT NULL")),
-               (Lookup(("param", "normalized"), (100_000, 10)),
-                Lookup(("param", "exact"), (100_000, 10)))),
+               (Lookup(("param", "normalized"), (100_000, 10)),)),
     IndexTable("idx_date", DateEntry,
                (("param", "TEXT NOT NULL"), ("low", "TEXT NOT NULL"), ("high", "TEXT NOT NULL")),
                (Lookup(("param", "low", "high"), (100_000, 10, 5)),
@@ -108,15 +118,46 @@ INDEX_TABLES: tuple[IndexTable, ...] = (
                (("param", "TEXT NOT NULL"), ("target_type", "TEXT"), ("target_id", "TEXT"),
                 ("url", "TEXT")),
                (Lookup(("param", "target_id", "target_type"), (100_000, 10, 10)),
-                Lookup(("param", "url"), (100_000, 10)))),
+                Lookup(("param", "url"), (100_000, 10), partial_on="url"))),
     IndexTable("idx_uri", UriEntry,
                (("param", "TEXT NOT NULL"), ("value", "TEXT NOT NULL")),
                (Lookup(("param", "value"), (100_000, 10)),)),
+    # A composite is searched by its first component's code, then its second component: a
+    # token's or a quantity unit's code, a range's low end. ``low`` and ``high`` have no
+    # declared type, so they keep what is stored: REAL for numbers and quantities, TEXT for
+    # date instants (one parameter always holds one of them).
+    IndexTable("idx_composite", CompositeEntry,
+               (("param", "TEXT NOT NULL"), ("system", "TEXT"), ("code", "TEXT NOT NULL"),
+                ("value_system", "TEXT"), ("value_code", "TEXT"), ("low", ""), ("high", ""),
+                ("normalized", "TEXT"), ("exact", "TEXT"), ("target_type", "TEXT"),
+                ("target_id", "TEXT"), ("url", "TEXT")),
+               (Lookup(("param", "code", "system", "value_code", "low"),
+                       (100_000, 100, 50, 10, 5)),)),
 )
 
-_TABLE_OF_KIND: dict[type[Any], IndexTable] = {table.kind: table for table in INDEX_TABLES}
+RETIRED_INDEXES: tuple[str, ...] = (
+    "idx_token_param_system_code", "idx_token_param_code", "idx_token_param_text",
+    "idx_string_param_exact", "idx_reference_param_url")
+"""Lookup indexes of schema version 3 and earlier that version 4 drops (see the comment above)."""
+
 _VALUES_OF_KIND: dict[type[Any], attrgetter[Any]] = {
     table.kind: attrgetter(*(column for column, _ in table.columns)) for table in INDEX_TABLES}
+_WIDTH_OF_KIND: dict[type[Any], int] = {
+    table.kind: len(table.columns) + 1 for table in INDEX_TABLES}
+
+MAX_ROWS_PER_INSERT = 64
+"""Rows per multi-row ``INSERT``: well under SQLite's limit of bound parameters (32,766)."""
+
+
+_TABLE_OF_KIND: dict[type[Any], IndexTable] = {table.kind: table for table in INDEX_TABLES}
+
+
+@cache
+def _multi_row_insert(table: IndexTable, rows: int) -> str:
+    """``INSERT … VALUES (?, …), (?, …)`` for ``rows`` rows (at most 64 texts per table)."""
+    names = ", ".join(column for column, _ in table.columns)
+    row = "(" + ", ".join("?" for _ in range(len(table.columns) + 1)) + ")"
+    return f"INSERT INTO {table.name} (rid, {names}) VALUES {', '.join([row] * rows)}"
 
 
 def delete_entries(connection: sqlite3.Connection, rid: int) -> None:
@@ -127,13 +168,28 @@ def delete_entries(connection: sqlite3.Connection, rid: int) -> None:
 
 
 def insert_entries(connection: sqlite3.Connection, rid: int, entries: Iterable[IndexEntry]) -> None:
-    """Write the entries of one resource row, one ``executemany`` per table."""
-    rows: dict[IndexTable, list[tuple[Any, ...]]] = {}
+    """Write the entries of one resource row: one multi-row ``INSERT`` per table and chunk.
+
+    One statement for many rows, rather than ``executemany``, matters on the writer thread:
+    sqlite3 releases the GIL around each statement step, and every release lets the event loop
+    take the GIL for up to a switch interval, so a step per row would make the writer wait
+    once per row.
+    """
+    rows: dict[type[Any], list[Any]] = {}
     for entry in entries:
         kind = type(entry)
-        table = _TABLE_OF_KIND.get(kind)
-        if table is None:
+        values = _VALUES_OF_KIND.get(kind)
+        if values is None:
             raise TypeError(f"no SQLite index table for {kind.__name__}")
-        rows.setdefault(table, []).append((rid, *_VALUES_OF_KIND[kind](entry)))
-    for table, table_rows in rows.items():
-        connection.executemany(table.insert_statement, table_rows)
+        row = rows.setdefault(kind, [])
+        row.append(rid)
+        row.extend(values(entry))
+    for kind, flat in rows.items():
+        width = _WIDTH_OF_KIND[kind]
+        count = len(flat) // width
+        start = 0
+        while count:
+            chunk = min(count, MAX_ROWS_PER_INSERT)
+            end = start + chunk * width
+            connection.execute(_multi_row_insert(_TABLE_OF_KIND[kind], chunk), flat[start:end])
+            start, count = end, count - chunk

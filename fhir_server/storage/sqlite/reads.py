@@ -7,10 +7,17 @@ both statements in one read transaction, so its page and total agree.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
-from fhir_server.storage.protocol import OutboxEvent, OutboxRecord, SearchPage, StoredVersion
+from fhir_server.storage.protocol import (
+    OutboxEvent,
+    OutboxRecord,
+    QueryPlan,
+    SearchPage,
+    StoredVersion,
+)
 from fhir_server.storage.query import HistoryQuery, SearchQuery
 from fhir_server.storage.sqlite.compile import (
     VERSION_COLUMNS,
@@ -56,6 +63,27 @@ def search(connection: sqlite3.Connection, query: SearchQuery) -> SearchPage:
     finally:
         connection.execute("COMMIT")
     return page
+
+
+_PLAN_INDEX = re.compile(r"USING (?:COVERING )?INDEX (\w+)|USING (INTEGER PRIMARY KEY)")
+
+
+def explain(connection: sqlite3.Connection, query: SearchQuery) -> QueryPlan:
+    """``EXPLAIN QUERY PLAN`` of the page statement: its steps, indented by depth, and the
+    indexes they use (``resources`` primary key included)."""
+    statement = compile_search(query).page
+    rows = connection.execute(f"EXPLAIN QUERY PLAN {statement.text}", statement.params).fetchall()
+    depth: dict[int, int] = {0: -1}
+    steps: list[str] = []
+    indexes: list[str] = []
+    for node, parent, _, detail in rows:
+        depth[node] = depth.get(parent, -1) + 1
+        steps.append("  " * depth[node] + str(detail))
+        for found in _PLAN_INDEX.finditer(str(detail)):
+            name = found.group(1) or "resources (rowid)"
+            if name not in indexes:
+                indexes.append(name)
+    return QueryPlan("sqlite", statement.text, tuple(steps), tuple(indexes))
 
 
 def _page(connection: sqlite3.Connection, compiled: CompiledSearch,

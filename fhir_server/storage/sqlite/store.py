@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -24,14 +24,17 @@ from typing import TypeVar
 from fhir_server.storage.protocol import (
     Change,
     Consumption,
+    IndexRewrite,
     OutboxEvent,
     OutboxRecord,
+    QueryPlan,
     SearchPage,
     StoredVersion,
     StoreUnavailable,
 )
 from fhir_server.storage.query import HistoryQuery, SearchQuery
-from fhir_server.storage.sqlite import reads, writes
+from fhir_server.storage.sqlite import reads, reindex, writes
+from fhir_server.storage.sqlite.checkpointer import Checkpointer
 from fhir_server.storage.sqlite.errors import store_error
 from fhir_server.storage.sqlite.schema import SYNCHRONOUS_MODES, open_connection, prepare_database
 from fhir_server.storage.sqlite.writer import GroupCommitWriter
@@ -55,6 +58,7 @@ class SqliteStore:
         self._synchronous = mode
         self._reader_count = readers
         self._writer: GroupCommitWriter | None = None
+        self._checkpointer: Checkpointer | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
@@ -64,18 +68,27 @@ class SqliteStore:
     async def start(self) -> None:
         if self._writer is not None:
             return
-        writer = GroupCommitWriter(self._open_writer)
-        await asyncio.get_running_loop().run_in_executor(None, writer.start)
+        checkpointer = Checkpointer(self._open_checkpointer)
+        writer = GroupCommitWriter(self._open_writer, after_commit=checkpointer.notify)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, writer.start)
+        try:
+            await loop.run_in_executor(None, checkpointer.start)
+        except BaseException:
+            await loop.run_in_executor(None, writer.stop)
+            raise
+        self._checkpointer = checkpointer
         self._readers = ThreadPoolExecutor(max_workers=self._reader_count,
                                            thread_name_prefix="sqlite-reader")
         self._writer = writer
 
     async def close(self) -> None:
-        writer, readers = self._writer, self._readers
-        if writer is None or readers is None:
+        writer, readers, checkpointer = self._writer, self._readers, self._checkpointer
+        if writer is None or readers is None or checkpointer is None:
             return
-        self._writer = self._readers = None
-        await asyncio.get_running_loop().run_in_executor(None, self._shut_down, writer, readers)
+        self._writer = self._readers = self._checkpointer = None
+        await asyncio.get_running_loop().run_in_executor(None, self._shut_down, writer, readers,
+                                                         checkpointer)
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
         found = self._inline(reads.read_current, (resource_type, id))
@@ -99,6 +112,9 @@ class SqliteStore:
     async def search(self, query: SearchQuery) -> SearchPage:
         return await self._on_reader(reads.search, query)
 
+    async def explain(self, query: SearchQuery) -> QueryPlan:
+        return await self._on_reader(reads.explain, query)
+
     async def outbox_pending(self, limit: int) -> tuple[OutboxRecord, ...]:
         return await self._on_reader(reads.outbox_pending, limit)
 
@@ -108,6 +124,19 @@ class SqliteStore:
 
     async def outbox_failed(self, event_id: str) -> None:
         await self._on_writer(writes.count_failure, event_id)
+
+    async def replace_index(self, resource_type: str, rewrites: Sequence[IndexRewrite]) -> int:
+        if not rewrites:
+            return 0
+        batch = reindex.IndexBatch(resource_type, tuple(rewrites))
+        return await self._on_writer(reindex.replace_index, batch)
+
+    async def read_marks(self, prefix: str) -> dict[str, str]:
+        return await self._on_reader(reindex.read_marks, prefix)
+
+    async def write_marks(self, marks: Mapping[str, str | None]) -> None:
+        if marks:
+            await self._on_writer(reindex.write_marks, tuple(marks.items()))
 
     async def _on_reader(self, work: Work[A, T], argument: A) -> T:
         readers = self._readers
@@ -154,12 +183,19 @@ class SqliteStore:
                                          read_only=False)
             try:
                 prepare_database(connection)
+                connection.execute("PRAGMA wal_autocheckpoint = 0")  # see checkpointer.py
             except BaseException:
                 connection.close()
                 raise
         except (sqlite3.Error, OSError) as error:
             raise store_error(error) from error
         return connection
+
+    def _open_checkpointer(self) -> sqlite3.Connection:
+        try:
+            return open_connection(self._path, synchronous=self._synchronous, read_only=False)
+        except sqlite3.Error as error:
+            raise store_error(error) from error
 
     def _open_reader(self) -> sqlite3.Connection:
         connection = self._open_shared_reader()
@@ -173,7 +209,8 @@ class SqliteStore:
             self._reader_connections.append(connection)
         return connection
 
-    def _shut_down(self, writer: GroupCommitWriter, readers: ThreadPoolExecutor) -> None:
+    def _shut_down(self, writer: GroupCommitWriter, readers: ThreadPoolExecutor,
+                   checkpointer: Checkpointer) -> None:
         """Let queued work finish, then close every connection (none is in use any more)."""
         writer.stop()
         readers.shutdown(wait=True)
@@ -183,4 +220,5 @@ class SqliteStore:
         self._loop_connection = None
         for connection in connections:
             connection.close()
+        checkpointer.stop()  # last: with every reader gone, the WAL empties into the file
 

@@ -17,6 +17,7 @@ from fhir_server.search.registry import ParamType, SearchRegistry, default_regis
 from fhir_server.search.values import IdentifierProtection
 from fhir_server.search.values.date import HIGHEST
 from fhir_server.storage.index import (
+    CompositeEntry,
     DateEntry,
     IndexEntry,
     QuantityEntry,
@@ -148,7 +149,8 @@ def test_a_patient_gives_exactly_its_entries(indexer: Indexer, cipher: FieldCiph
         _text("given", "Éloïse", "eloise"),
         _text("given", "Anne", "anne"),
         TokenEntry("identifier", INS_NIR, blind),
-        TokenEntry("identifier:of-type", FR_V2_0203, f"INS-NIR|{blind}"),
+        TokenEntry("identifier:of-type", FR_V2_0203,
+                   indexer.of_type_codes(FR_V2_0203, "INS-NIR", NIR)[1]),
         TokenEntry("identifier", "https://pharmacie.example.fr/ipp", "IPP-42"),
         *[_text("name", exact, norm) for exact, norm in name_parts],
         TokenEntry("phone", None, phone),
@@ -179,6 +181,11 @@ def test_an_observation_gives_exactly_its_entries(indexer: Indexer) -> None:
         TokenEntry("status", None, "final"),
         ReferenceEntry("subject", "Patient", "p1", None),
         QuantityEntry("value-quantity", *value),
+        # composites pair the code and the value of the same element (here the resource)
+        CompositeEntry("code-value-quantity", loinc.system, "8867-4",
+                       value_system=value[0], value_code=value[1], low=value[2], high=value[3]),
+        CompositeEntry("combo-code-value-quantity", loinc.system, "8867-4",
+                       value_system=value[0], value_code=value[1], low=value[2], high=value[3]),
     ]
     found = indexer.extract(_observation())
     assert set(found) == set(expected)
@@ -241,10 +248,9 @@ def test_a_service_request_gives_exactly_its_entries(indexer: Indexer) -> None:
     assert len(found) == len(expected)
 
 
-def test_id_last_updated_and_composites_are_not_extracted(indexer: Indexer) -> None:
+def test_id_and_last_updated_are_not_extracted(indexer: Indexer) -> None:
     params = {entry.param for entry in indexer.extract(_observation())}
-    assert not params & {"_id", "_lastUpdated", "code-value-quantity",
-                         "combo-code-value-quantity"}
+    assert not params & {"_id", "_lastUpdated"}
     params = {entry.param for entry in indexer.extract(_task())}
     assert "_id" not in params
     assert "_lastUpdated" not in params
@@ -271,7 +277,7 @@ def test_every_type_extracts_its_synthetic_resources(indexer: Indexer) -> None:
                        for param in [registry.params_for(resource_type)[code]]}
     assert extracted_kinds == {ParamType.TOKEN, ParamType.STRING, ParamType.DATE,
                                ParamType.NUMBER, ParamType.QUANTITY, ParamType.REFERENCE,
-                               ParamType.URI}
+                               ParamType.URI, ParamType.COMPOSITE}
 
 
 def test_a_resource_without_a_type_or_of_an_unknown_type_gives_nothing(indexer: Indexer) -> None:

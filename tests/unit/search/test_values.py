@@ -85,14 +85,17 @@ def test_a_nir_is_blind_indexed_and_of_type_carries_the_blind_value(
         {"system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203",
          "code": "INS-NIR"}]}}
     blind = cipher.blind_index(INS_NIR, NIR)
+    clear, blind_of_type = token.of_type_search_codes(
+        protection, "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203", "INS-NIR", NIR)
     entries = _convert(token.converter("Identifier", protection), identifier, "identifier")
     assert entries == [
         TokenEntry("identifier", INS_NIR, blind),
         TokenEntry("identifier:of-type",
-                   "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203",
-                   f"INS-NIR|{blind}")]
+                   "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203", blind_of_type)]
     assert all(NIR not in str(entry) for entry in entries)
     assert blind.startswith("hmac:")
+    assert blind_of_type.startswith("INS-NIR|hmac:") and blind not in blind_of_type
+    assert clear == f"INS-NIR|{NIR}"
 
 
 def test_identifiers_of_other_systems_keep_their_value_in_of_type(

@@ -22,6 +22,7 @@ from fhir_server.storage.query import (
 from tests.support.factories import NIR_SYSTEM
 from tests.unit.search_parser.support import (
     BASE_URL,
+    INDEXER,
     malformed,
     only_clause,
     passes,
@@ -68,7 +69,9 @@ def test_token_text_is_normalised() -> None:
 def test_token_of_type() -> None:
     type_system = "http://terminology.hl7.org/CodeSystem/v2-0203"
     clause = only_clause("Patient", "identifier:of-type", f"{type_system}|MR|446053")
-    assert clause == TokenClause("identifier:of-type", (TokenValue(type_system, "MR|446053"),))
+    blind = INDEXER.of_type_codes(type_system, "MR", "446053")[1]
+    assert clause == TokenClause("identifier:of-type", (
+        TokenValue(type_system, "MR|446053"), TokenValue(type_system, blind)))
 
 
 @pytest.mark.parametrize("value", ["MR|446053", "sys||446053", "a|b|c|d"])
@@ -115,7 +118,7 @@ def test_string_default_is_a_normalised_prefix() -> None:
 
 def test_string_exact_keeps_the_value_as_written() -> None:
     assert only_clause("Patient", "family:exact", r"Lefèvre\, Jr") == StringClause(
-        "family", ("Lefèvre, Jr",), mode="exact")
+        "family", ("Lefèvre, Jr",), mode="exact", normalized=("lefevre, jr",))
 
 
 def test_string_contains_is_normalised() -> None:

@@ -39,7 +39,7 @@ def test_escaped_separators_stay_in_token_values() -> None:
 
 def test_escaped_dollar_and_backslash_in_strings() -> None:
     assert only_clause("Patient", "family:exact", r"100\$\\x") == StringClause(
-        "family", (r"100$\x",), mode="exact")
+        "family", (r"100$\x",), mode="exact", normalized=(r"100$\x",))
 
 
 def test_repeated_parameters_and_while_commas_or() -> None:
@@ -73,7 +73,8 @@ def test_result_parameters_are_left_to_the_caller() -> None:
     ("Patient", "_content", "not supported"),
     ("Patient", "_list", "not supported"),
     ("Patient", "_query", "not supported"),
-    ("Observation", "code-value-quantity", "composite parameter 'code-value-quantity'"),
+    ("MolecularSequence", "chromosome-window-coordinate",
+     "composite parameter 'chromosome-window-coordinate'"),
     ("Location", "near", "special parameter 'near'"),
     ("Patient", "_type", "_type restricts a system-level search only"),
 ])

@@ -58,7 +58,7 @@ def test_malformed_value_is_a_bad_parameter() -> None:
 def test_result_parameters_for_the_search_interaction() -> None:
     assert {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total",
             "_offset", "_format", "_pretty", "_cursor", "_contained",
-            "_containedType"} == RESULT_PARAMETERS
+            "_containedType", "_explain"} == RESULT_PARAMETERS
 
 
 def test_supported_parameters_for_the_capability_statement() -> None:
@@ -66,8 +66,10 @@ def test_supported_parameters_for_the_capability_statement() -> None:
     assert [p.name for p in supported_parameters("Patient")][:2] == ["_id", "_lastUpdated"]
     assert patient["identifier"].type == "token"
     assert patient["birthdate"].definition == "http://hl7.org/fhir/SearchParameter/individual-birthdate"
-    observation = {p.name for p in supported_parameters("Observation")}
-    assert "code-value-quantity" not in observation  # composite: not searchable yet
+    observation = {p.name: p.type for p in supported_parameters("Observation")}
+    assert observation["code-value-quantity"] == "composite"
+    sequence = {p.name for p in supported_parameters("MolecularSequence")}
+    assert "chromosome-window-coordinate" not in sequence  # three components, one %resource
     assert "near" not in {p.name for p in supported_parameters("Location")}  # special
 
 
