@@ -5,6 +5,7 @@ COPY fhir_server ./fhir_server
 COPY mappers ./mappers
 COPY workers ./workers
 COPY conformance ./conformance
+COPY profiles ./profiles
 RUN pip install --no-cache-dir . && useradd --system --home /var/lib/fhir-server fhir \
     && mkdir -p /var/lib/fhir-server && chown fhir /var/lib/fhir-server
 USER fhir
