@@ -1,7 +1,10 @@
 """Regenerate fhir_server/definitions/r4/ from the official FHIR R4 4.0.1 definitions.
 
 The server ships only what it uses of the official definitions, slimmed of prose and mappings
-so the copy stays small. Run from the repository root:
+so the copy stays small: StructureDefinitions, search parameters, the Patient compartment and
+the ValueSets (FHIR, v3 and v2, their ``compose`` only: the codes, filters and included value
+sets that decide membership; displays and expansions left out). The code systems those value
+sets draw on are vendored by ``scripts/vendor_code_systems.py``. Run from the repository root:
 
     python scripts/vendor_fhir_definitions.py [--source ../shared/fhir-r4]
 
@@ -13,7 +16,8 @@ SubscriptionStatus; a 5.0.0 search parameter; R5 elements on ResearchStudy, Devi
 Binary; Meta.project/author/account/… of one server vendor). They are removed here, so the
 server neither accepts nor advertises anything that is not FHIR R4: definitions whose version is
 not 4.0.1, elements that the official R4 JSON schema (fhir.schema.json) does not have, and the
-listed Meta additions, which the source's schema copy carries too.
+listed Meta additions, which the source's schema copy carries too. A FHIR ValueSet
+(``http://hl7.org/fhir/…``) whose version is not 4.0.1 is left out for the same reason.
 """
 
 from __future__ import annotations
@@ -119,6 +123,48 @@ def _slim_search_parameter(sp: dict[str, Any]) -> dict[str, Any]:
     return {k: sp[k] for k in keep if k in sp}
 
 
+_VALUE_SET_SOURCES = ("valuesets", "v3-codesystems", "v2-tables")
+_VALUE_SET_KEYS = ("resourceType", "id", "url", "version", "name", "title", "status",
+                   "experimental", "immutable")
+_FHIR_CANONICAL = "http://hl7.org/fhir/"
+
+
+def _slim_include(include: dict[str, Any]) -> dict[str, Any]:
+    slim: dict[str, Any] = {k: include[k] for k in ("system", "version", "filter", "valueSet")
+                            if k in include}
+    if "concept" in include:
+        slim["concept"] = [{"code": concept["code"]} for concept in include["concept"]]
+    return slim
+
+
+def _slim_value_set(value_set: dict[str, Any]) -> dict[str, Any]:
+    slim = {k: value_set[k] for k in _VALUE_SET_KEYS if k in value_set}
+    compose = value_set.get("compose", {})
+    slim_compose: dict[str, Any] = {k: compose[k] for k in ("inactive",) if k in compose}
+    for part in ("include", "exclude"):
+        if compose.get(part):
+            slim_compose[part] = [_slim_include(include) for include in compose[part]]
+    slim["compose"] = slim_compose
+    return slim
+
+
+def _is_r4_value_set(value_set: dict[str, Any]) -> bool:
+    return (not value_set["url"].startswith(_FHIR_CANONICAL)
+            or value_set.get("version") == _R4)
+
+
+def _value_sets(source: Path) -> list[dict[str, Any]]:
+    """Every R4 ValueSet of the sources, slimmed, sorted by url (the first of a url kept)."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in _VALUE_SET_SOURCES:
+        for entry in _load(source, name)["entry"]:
+            resource = entry["resource"]
+            if (resource["resourceType"] == "ValueSet" and _is_r4_value_set(resource)
+                    and resource["url"] not in found):
+                found[resource["url"]] = _slim_value_set(resource)
+    return [found[url] for url in sorted(found)]
+
+
 def _bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "collection",
             "entry": [{"resource": r} for r in resources]}
@@ -153,6 +199,7 @@ def vendor(source: Path) -> None:
            _bundle([_slim_search_parameter(e["resource"]) for e in params["entry"]
                     if e["resource"].get("version") == _R4]))
     _write("compartmentdefinition-patient", _load(source, "compartmentdefinition-patient"))
+    _write("valuesets", _bundle(_value_sets(source)))
     version = (source / "version.info").read_text(encoding="utf-8")
     (TARGET / "version.info").write_text(version, encoding="utf-8")
 

@@ -44,3 +44,15 @@ def resource_types() -> tuple[str, ...]:
         if sd.get("kind") == "resource" and not sd.get("abstract")
         and sd.get("derivation") != "constraint"
     ))
+
+
+@cache
+def value_sets() -> dict[str, dict[str, Any]]:
+    """The core R4 ValueSets (FHIR, v3, v2; ``compose`` only) by canonical url."""
+    return {vs["url"]: vs for vs in load_bundle("valuesets")}
+
+
+@cache
+def code_systems() -> dict[str, dict[str, Any]]:
+    """The core R4 CodeSystems of complete content (codes and hierarchy only) by canonical url."""
+    return {cs["url"]: cs for cs in load_bundle("codesystems")}

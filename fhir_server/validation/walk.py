@@ -1,0 +1,352 @@
+"""One pass over a resource against a compiled snapshot: what each rule layer then reads.
+
+The walk pairs every value of the resource with the ElementDefinitions that govern it (a
+``Visit``): the element, the slice it was assigned to, and the root of the type's own definition
+when the walk entered one (``Period`` brings ``per-1``). JSON properties are resolved with the
+structure layer's models (``model.py``: choice forms, ``_name`` companions, arrays, inline
+backbone elements), so the shape of FHIR JSON is read in one place.
+
+Two modes:
+
+- core: the definition of the resource type, then of every data type and nested resource
+  (``contained``, ``Bundle.entry.resource``…), so every value is visited once;
+- profile: only where the profile says something (its elements with children, and the types it
+  names a profile for, such as extension definitions); each element's repetitions are recorded
+  as a ``Group`` with their slices, for cardinality and slicing rules.
+
+Locations are FHIRPath expressions as the structure layer writes them:
+``Patient.identifier[0].value``, ``Observation.value.ofType(Quantity)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from fhir_server.validation.model import ElementModel, Property, TypeModels
+from fhir_server.validation.slicing import SliceMatcher
+from fhir_server.validation.snapshot import Definitions, ElementDef, ProfileError, Tree
+
+_EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Frame:
+    """The resources around a value: ``%resource``, ``%rootResource`` and what references
+    within them can point at without a server."""
+
+    resource: Mapping[str, Any]
+    root: Mapping[str, Any]
+    contained: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """The root resource's contained resources: id -> resource type."""
+    bundle: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """The enclosing Bundle's entries: fullUrl -> resource type."""
+
+
+def frame_of(resource: Mapping[str, Any], *, root: Mapping[str, Any] | None = None,
+             bundle: Mapping[str, str] | None = None) -> Frame:
+    """The frame of a resource that is its own root (or contained in ``root``)."""
+    top = resource if root is None else root
+    return Frame(resource=resource, root=top, contained=_contained_types(top),
+                 bundle=_entry_types(resource) if bundle is None else bundle)
+
+
+def _contained_types(resource: Mapping[str, Any]) -> Mapping[str, str]:
+    found = {item["id"]: item["resourceType"] for item in resource.get("contained") or ()
+             if isinstance(item, dict) and isinstance(item.get("id"), str)
+             and isinstance(item.get("resourceType"), str)}
+    return MappingProxyType(found) if found else _EMPTY
+
+
+def _entry_types(resource: Mapping[str, Any]) -> Mapping[str, str]:
+    if resource.get("resourceType") != "Bundle":
+        return _EMPTY
+    found: dict[str, str] = {}
+    for entry in resource.get("entry") or ():
+        if not isinstance(entry, dict):
+            continue
+        full_url, inner = entry.get("fullUrl"), entry.get("resource")
+        if isinstance(full_url, str) and isinstance(inner, dict) and isinstance(
+                inner.get("resourceType"), str):
+            found[full_url] = inner["resourceType"]
+    return MappingProxyType(found) if found else _EMPTY
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Visit:
+    """One value of the resource with the definitions that govern it."""
+
+    value: Any
+    """The JSON value; None for a primitive given only by its ``_name`` companion."""
+    companion: Any
+    """The ``_name`` object of a primitive (id, extensions), or None."""
+    location: str
+    type_code: str
+    element: ElementDef
+    slice: ElementDef | None
+    type_root: ElementDef | None
+    """The root of the type's definition when the walk entered it (its constraints apply)."""
+    frame: Frame
+
+    @property
+    def definitions(self) -> tuple[ElementDef, ...]:
+        return tuple(d for d in (self.element, self.slice, self.type_root) if d is not None)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Item:
+    """One repetition of an element in the JSON."""
+
+    location: str
+    value: Any
+    companion: Any
+    type_code: str
+    prop: Property
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Group:
+    """The repetitions of one element in one object (profile mode), with their slices."""
+
+    location: str
+    element: ElementDef
+    items: tuple[Item, ...]
+    slices: tuple[ElementDef | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileProblem:
+    """A part of a profile that cannot be applied (a slicing, a type profile), and why."""
+
+    location: str
+    element: ElementDef
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Nested:
+    """A resource inside another (contained, a Bundle entry, a Parameters value)."""
+
+    resource: Mapping[str, Any]
+    location: str
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Walk:
+    tree: Tree
+    visits: tuple[Visit, ...]
+    groups: tuple[Group, ...]
+    problems: tuple[ProfileProblem, ...]
+    nested: tuple[Nested, ...]
+
+
+@dataclass(slots=True, eq=False)
+class _State:
+    core: bool
+    visits: list[Visit] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    problems: list[ProfileProblem] = field(default_factory=list)
+    nested: list[Nested] = field(default_factory=list)
+
+
+class Walker:
+    """Walks resources against compiled snapshots (see the module docstring)."""
+
+    def __init__(self, definitions: Definitions, models: TypeModels,
+                 matcher: SliceMatcher) -> None:
+        self._definitions = definitions
+        self._models = models
+        self._matcher = matcher
+
+    def walk(self, resource: Mapping[str, Any], tree: Tree, *, core: bool,
+             location: str | None = None, frame: Frame | None = None) -> Walk:
+        """Walk ``resource`` (of the tree's type) against ``tree``."""
+        state = _State(core=core)
+        model = self._model(tree.type)
+        where = location or tree.type
+        here = frame or frame_of(resource)
+        state.visits.append(Visit(value=resource, companion=None, location=where,
+                                  type_code=tree.type, element=tree.root, slice=None,
+                                  type_root=None, frame=here))
+        if model is not None:
+            self._object(resource, model, tree.root, where, here, state)
+        return Walk(tree=tree, visits=tuple(state.visits), groups=tuple(state.groups),
+                    problems=tuple(state.problems), nested=tuple(state.nested))
+
+    def walk_value(self, value: Any, type_code: str, tree: Tree) -> Walk:
+        """Walk a data type value (e.g. an Extension) against a profile of its type."""
+        state = _State(core=False)
+        here = frame_of({})
+        state.visits.append(Visit(value=value, companion=None, location=type_code,
+                                  type_code=type_code, element=tree.root, slice=None,
+                                  type_root=None, frame=here))
+        model = self._model(type_code)
+        if model is not None and isinstance(value, dict):
+            self._object(value, model, tree.root, type_code, here, state)
+        return Walk(tree=tree, visits=tuple(state.visits), groups=tuple(state.groups),
+                    problems=tuple(state.problems), nested=())
+
+    def _model(self, type_name: str) -> ElementModel | None:
+        try:
+            return self._models.get(type_name)
+        except KeyError:
+            return None
+
+    def _object(self, obj: Mapping[str, Any], model: ElementModel, owner: ElementDef,
+                location: str, frame: Frame, state: _State) -> None:
+        grouped: dict[str, list[Item]] = {}
+        for key, value in obj.items():
+            prop = model.properties.get(key)
+            alone = False
+            if prop is None:
+                prop = model.companions.get(key)
+                if prop is None or prop.key in obj:
+                    continue
+                alone = True
+            name = prop.choice or prop.key
+            _add_items(grouped.setdefault(name, []), prop, obj, value, location, alone=alone)
+        for name, items in grouped.items():
+            child = owner.children.get(name)
+            if child is not None:
+                self._element(child, items, f"{location}.{name.removesuffix('[x]')}", frame,
+                              state)
+        if not state.core:
+            for name, child in owner.children.items():
+                if name not in grouped and (child.min > 0 or any(s.min > 0
+                                                                 for s in child.slices)):
+                    state.groups.append(Group(location=f"{location}.{name.removesuffix('[x]')}",
+                                              element=child, items=(), slices=()))
+
+    def _element(self, element: ElementDef, items: list[Item], location: str, frame: Frame,
+                 state: _State) -> None:
+        slices: tuple[ElementDef | None, ...] = (None,) * len(items)
+        if not state.core:
+            if element.slices:
+                assignment = self._matcher.assign(
+                    element, [(item.value, item.type_code) for item in items])
+                slices = assignment.slices
+                state.problems.extend(ProfileProblem(location, element, reason)
+                                      for reason in assignment.problems)
+            state.groups.append(Group(location=location, element=element, items=tuple(items),
+                                      slices=slices))
+        for item, chosen in zip(items, slices, strict=True):
+            self._item(item, element, chosen, frame, state)
+
+    def _item(self, item: Item, element: ElementDef, chosen: ElementDef | None, frame: Frame,
+              state: _State) -> None:
+        value = item.value
+        if item.prop.is_resource and isinstance(value, dict):
+            self._resource(item, element, chosen, frame, state)
+            return
+        if not isinstance(value, dict):
+            state.visits.append(Visit(value=value, companion=item.companion,
+                                      location=item.location, type_code=item.type_code,
+                                      element=element, slice=chosen, type_root=None,
+                                      frame=frame))
+            if state.core and isinstance(item.companion, dict):
+                self._companion(item, frame, state)
+            return
+        owner, type_root = self._owner(element, chosen, item, state)
+        state.visits.append(Visit(value=value, companion=None, location=item.location,
+                                  type_code=item.type_code, element=element, slice=chosen,
+                                  type_root=type_root, frame=frame))
+        model = item.prop.inline or self._model(item.type_code)
+        if owner is not None and model is not None:
+            self._object(value, model, owner, item.location, frame, state)
+
+    def _resource(self, item: Item, element: ElementDef, chosen: ElementDef | None,
+                  frame: Frame, state: _State) -> None:
+        value: dict[str, Any] = item.value
+        resource_type = value.get("resourceType")
+        model = self._model(resource_type) if isinstance(resource_type, str) else None
+        if model is None or not isinstance(resource_type, str):
+            return
+        if item.prop.key == "contained":
+            inner = Frame(resource=value, root=frame.root, contained=frame.contained,
+                          bundle=frame.bundle)
+        else:
+            inner = frame_of(value, bundle=frame.bundle or None)
+        owner, type_root = self._owner(element, chosen, item, state)
+        state.visits.append(Visit(value=value, companion=None, location=item.location,
+                                  type_code=resource_type, element=element, slice=chosen,
+                                  type_root=type_root, frame=inner))
+        if state.core:
+            state.nested.append(Nested(resource=value, location=item.location, frame=inner))
+        if owner is not None:
+            self._object(value, model, owner, item.location, inner, state)
+
+    def _companion(self, item: Item, frame: Frame, state: _State) -> None:
+        """The id and extensions of a primitive, against the primitive type's definition."""
+        tree = self._definitions.core(item.type_code)
+        model = self._model("Element")
+        if tree is not None and model is not None:
+            self._object(item.companion, model, tree.root, item.location, frame, state)
+
+    def _owner(self, element: ElementDef, chosen: ElementDef | None, item: Item,
+               state: _State) -> tuple[ElementDef | None, ElementDef | None]:
+        """The definition of a value's children, and the type root when it is one."""
+        for definition in (chosen, element):
+            if definition is not None and definition.children:
+                return definition, None
+        type_code, location = item.type_code, item.location
+        if state.core:
+            tree = self._definitions.core(type_code)
+            return (tree.root, tree.root) if tree is not None else (None, None)
+        for definition in (chosen, element):
+            for url in _type_profiles(definition, type_code):
+                assert definition is not None
+                profile = self._type_profile(url, definition, location, state)
+                if profile is not None:
+                    return profile.root, profile.root
+        return None, None
+
+    def _type_profile(self, url: str, definition: ElementDef, location: str,
+                      state: _State) -> Tree | None:
+        try:
+            return self._definitions.profile(url)
+        except ProfileError as error:
+            state.problems.append(ProfileProblem(location, definition,
+                                                 f"the type profile {url}: {error}"))
+            return None
+
+
+def _type_profiles(definition: ElementDef | None, type_code: str) -> tuple[str, ...]:
+    if definition is None:
+        return ()
+    return tuple(url for t in definition.types
+                 if t.code == type_code or len(definition.types) == 1 for url in t.profiles)
+
+
+def _add_items(items: list[Item], prop: Property, obj: Mapping[str, Any], value: Any,
+               location: str, *, alone: bool) -> None:
+    """The repetitions of one JSON property (with their ``_name`` companions)."""
+    path = f"{location}.{prop.label}"
+    if alone:
+        values: Any = None
+        companions: Any = value
+    else:
+        values = value
+        companions = obj.get(prop.companion_key) if prop.companion_key else None
+    listed = companions if alone else values
+    if not prop.many or not isinstance(listed, list):
+        items.append(_item(path, values, companions, prop))
+        return
+    values_list = values if isinstance(values, list) else []
+    companions_list = companions if isinstance(companions, list) else []
+    for index in range(max(len(values_list), len(companions_list))):
+        items.append(_item(f"{path}[{index}]",
+                           values_list[index] if index < len(values_list) else None,
+                           companions_list[index] if index < len(companions_list) else None,
+                           prop))
+
+
+def _item(location: str, value: Any, companion: Any, prop: Property) -> Item:
+    type_code = prop.type_name
+    if prop.is_resource and isinstance(value, dict) and isinstance(value.get("resourceType"),
+                                                                   str):
+        type_code = value["resourceType"]
+    return Item(location=location, value=value, companion=companion, type_code=type_code,
+                prop=prop)
