@@ -18,6 +18,7 @@ class IssueType(StrEnum):
     STRUCTURE = "structure"
     REQUIRED = "required"
     VALUE = "value"
+    CODE_INVALID = "code-invalid"
     INVARIANT = "invariant"
     SECURITY = "security"
     LOGIN = "login"

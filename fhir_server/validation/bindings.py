@@ -67,9 +67,9 @@ def check_value(visit: Visit, binding: Binding, terminology: Terminology) -> Iss
                           issue_type=IssueType.INFORMATIONAL, rule="binding", code=shown,
                           value_set=value_set)
     if len(pairs) == 1 and visit.type_code != "CodeableConcept":
-        return make_issue(NOT_IN_VALUE_SET, visit.location, issue_type=IssueType.VALUE,
+        return make_issue(NOT_IN_VALUE_SET, visit.location, issue_type=IssueType.CODE_INVALID,
                           rule="binding", code=shown, value_set=value_set)
-    return make_issue(NO_CODING_IN_VALUE_SET, visit.location, issue_type=IssueType.VALUE,
+    return make_issue(NO_CODING_IN_VALUE_SET, visit.location, issue_type=IssueType.CODE_INVALID,
                       rule="binding", codes=shown, value_set=value_set)
 
 

@@ -36,7 +36,7 @@ def errors(issues: tuple[Issue, ...]) -> list[ValidationIssue]:
 def test_task_status_bogus_fails(core_validator: ProfileValidator) -> None:
     (issue,) = errors(core_validator.validate(task_for_profile(status="bogus")))
     assert issue.expression == ("Task.status",)
-    assert issue.issue_type is IssueType.VALUE
+    assert issue.issue_type is IssueType.CODE_INVALID
     assert "'bogus'" in issue.diagnostics and "task-status" in issue.diagnostics
     assert "n'appartient pas au jeu de valeurs" in issue.message_fr
 
