@@ -3,8 +3,9 @@
 The server ships only what it uses of the official definitions, slimmed of prose and mappings
 so the copy stays small: StructureDefinitions, search parameters, the Patient compartment and
 the ValueSets (FHIR, v3 and v2, their ``compose`` only: the codes, filters and included value
-sets that decide membership; displays and expansions left out). The code systems those value
-sets draw on are vendored by ``scripts/vendor_code_systems.py``. Run from the repository root:
+sets that decide membership; displays and expansions left out) and the CodeSystems of complete
+content, reduced to their codes and hierarchy (nested concepts, parent/child properties) for
+token ``:below``/``:above`` and the validator. Run from the repository root:
 
     python scripts/vendor_fhir_definitions.py [--source ../shared/fhir-r4]
 
@@ -27,6 +28,8 @@ import gzip
 import json
 from pathlib import Path
 from typing import Any
+
+from fhir_server.engine.code_hierarchy import OFFICIAL_BUNDLE, link_properties
 
 TARGET = Path(__file__).resolve().parents[1] / "fhir_server" / "definitions" / "r4"
 
@@ -165,6 +168,49 @@ def _value_sets(source: Path) -> list[dict[str, Any]]:
     return [found[url] for url in sorted(found)]
 
 
+# Code systems: only what token :below/:above and the validator need (engine/code_hierarchy.py).
+_CODE_SYSTEM_SOURCES = _VALUE_SET_SOURCES
+
+
+def _slim_concepts(concepts: list[dict[str, Any]], links: frozenset[str]) -> list[dict[str, Any]]:
+    slim: list[dict[str, Any]] = []
+    for concept in concepts:
+        kept: dict[str, Any] = {"code": concept["code"]}
+        properties = [{"code": p["code"], "valueCode": p["valueCode"]}
+                      for p in concept.get("property", ())
+                      if p.get("code") in links and "valueCode" in p]
+        if properties:
+            kept["property"] = properties
+        if concept.get("concept"):
+            kept["concept"] = _slim_concepts(concept["concept"], links)
+        slim.append(kept)
+    return slim
+
+
+def _slim_code_system(code_system: dict[str, Any]) -> dict[str, Any]:
+    parents, children = link_properties(code_system)
+    links = parents | children
+    kept = ("resourceType", "url", "content", "hierarchyMeaning")
+    slim: dict[str, Any] = {key: code_system[key] for key in kept if key in code_system}
+    declared = [{key: p[key] for key in ("code", "uri", "type") if key in p}
+                for p in code_system.get("property", ()) if p.get("code") in links]
+    if declared:
+        slim["property"] = declared
+    slim["concept"] = _slim_concepts(code_system.get("concept", []), links)
+    return slim
+
+
+def _code_systems(source: Path) -> list[dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for name in _CODE_SYSTEM_SOURCES:
+        bundle = _load(source, name)
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            if resource["resourceType"] == "CodeSystem" and resource.get("content") == "complete":
+                found[resource["url"]] = _slim_code_system(resource)
+    return [found[url] for url in sorted(found)]
+
+
 def _bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "collection",
             "entry": [{"resource": r} for r in resources]}
@@ -200,6 +246,7 @@ def vendor(source: Path) -> None:
                     if e["resource"].get("version") == _R4]))
     _write("compartmentdefinition-patient", _load(source, "compartmentdefinition-patient"))
     _write("valuesets", _bundle(_value_sets(source)))
+    _write(OFFICIAL_BUNDLE, _bundle(_code_systems(source)))
     version = (source / "version.info").read_text(encoding="utf-8")
     (TARGET / "version.info").write_text(version, encoding="utf-8")
 
