@@ -1,10 +1,12 @@
 """The composition root: builds the store, keys, engine and outbox dispatcher from Settings.
 
-The engine comes with its built-in operations (``$reindex``) and the custom search-parameter
-catalogue (profiles and stored SearchParameters), whose write check runs before any other
-hook. The ``$reindex`` job needs the engine, so its outbox consumer is bound here: to the API's
-engine for in-process delivery, to an engine of the worker's own (``worker_consumers``) in a
-Celery worker.
+The engine comes with its built-in operations (``$reindex``, the terminology operations) and the
+custom search-parameter catalogue (profiles and stored SearchParameters). Before-commit hooks
+run in this order: the guard keeping the guide's resources read-only, the catalogue's write
+check, then the domain hooks. At start, the implementation guide's conformance resources are
+installed in the store. The ``$reindex`` job needs the engine, so its outbox consumer is bound
+here: to the API's engine for in-process delivery, to an engine of the worker's own
+(``worker_consumers``) in a Celery worker.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fhir_server.crypto.fields import FieldCipher
 from fhir_server.crypto.keys import ConfigurationError, KeyMaterial, load_keys
 from fhir_server.engine.context import EngineContext, Limits
 from fhir_server.engine.engine import Engine
+from fhir_server.engine.guide_installation import GuideGuard, install_guide
 from fhir_server.engine.hooks import Hooks
 from fhir_server.engine.indexing import Indexer
 from fhir_server.engine.operations import OperationRegistry
@@ -29,7 +32,11 @@ from fhir_server.engine.paging import CursorSigner
 from fhir_server.engine.reindex import OPERATION as REINDEX
 from fhir_server.engine.reindex import REINDEX_TOPIC, reindex_consumer
 from fhir_server.engine.search_parameters import SearchParameterCatalogue, profile_parameters
+from fhir_server.engine.terminology import guide_terminology, terminology_operations
+from fhir_server.engine.validate_operation import OPERATION as VALIDATE
+from fhir_server.engine.write_validation import write_validation
 from fhir_server.engine.writing import CHANGE_TOPIC
+from fhir_server.ig.package import load_guide
 from fhir_server.outbox.consumers import (
     BoundConsumers,
     Consumer,
@@ -45,7 +52,6 @@ from fhir_server.search.custom import CustomParameter
 from fhir_server.settings import Mode, Settings
 from fhir_server.storage.factory import open_store
 from fhir_server.storage.protocol import Store
-from fhir_server.validation.structure import validate_structure
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +73,18 @@ def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
         store=store, indexer=indexer, cipher=cipher,
         profiles=profile_parameters() if profiles is None else profiles)
     domain = hooks.before_commit if hooks is not None else []
+    guide = load_guide()
     ctx = EngineContext(
-        store=store, check_structure=validate_structure, cipher=cipher, indexer=indexer,
-        hooks=Hooks(before_commit=[catalogue.check_writes, *domain]),
+        store=store, validation=write_validation(settings.validation_mode, guide=guide),
+        cipher=cipher, indexer=indexer,
+        hooks=Hooks(before_commit=[GuideGuard(guide).check_writes, catalogue.check_writes,
+                                   *domain]),
         cursors=CursorSigner(keys.blind_key),
         limits=Limits(default_page_size=settings.default_page_size,
                       max_page_size=settings.max_page_size, max_offset=settings.max_offset),
         search_parameters=catalogue, change_events=change_events)
-    return Engine(ctx, operations=OperationRegistry([REINDEX]))
+    return Engine(ctx, operations=OperationRegistry(
+        [REINDEX, VALIDATE, *terminology_operations(guide_terminology(guide))]))
 
 
 def engine_consumers(engine: Engine) -> tuple[Consumer, ...]:
@@ -147,6 +157,7 @@ class Runtime:
         await store.start()
         import_consumer_modules(consumer_modules_from_env())
         engine = build_engine(store, keys, settings, hooks)
+        await install_guide(engine.ctx, load_guide())
         await engine.start()
         dispatcher = None
         if settings.outbox_dispatch:

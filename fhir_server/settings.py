@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,11 @@ class Settings(BaseSettings):
         default=None,
         description="Record a resource-changed outbox event with every write: true, false, or "
                     "unset = only when a consumer of that topic is registered.")
+    validation_mode: Literal["reject", "tag"] = Field(
+        default="reject",
+        description="What a write with validation errors gets: reject = refused with 422; "
+                    "tag = stored with the meta.tag validation-status#invalid (structure "
+                    "errors are refused in both modes).")
     default_page_size: int = 20
     max_page_size: int = 1000
     max_offset: int = 10_000

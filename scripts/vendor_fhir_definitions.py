@@ -34,8 +34,9 @@ from fhir_server.engine.code_hierarchy import OFFICIAL_BUNDLE, link_properties
 TARGET = Path(__file__).resolve().parents[1] / "fhir_server" / "definitions" / "r4"
 
 # Element keys that only carry prose or mappings: nothing in the server reads them.
+# (``isModifierReason`` stays: snapshots generated from these must keep it, rule eld-18.)
 _DROP_ELEMENT_KEYS = {"definition", "comment", "requirements", "mapping", "alias", "example",
-                      "isModifierReason", "meaningWhenMissing", "orderMeaning"}
+                      "meaningWhenMissing", "orderMeaning"}
 _NON_R4_META = {"Meta.project", "Meta.author", "Meta.onBehalfOf", "Meta.account", "Meta.accounts",
                  "Meta.compartment"}
 _R4 = "4.0.1"
@@ -47,7 +48,9 @@ def _slim_element(element: dict[str, Any]) -> dict[str, Any]:
     slim = {k: v for k, v in element.items() if k not in _DROP_ELEMENT_KEYS}
     binding = slim.get("binding")
     if isinstance(binding, dict):
-        slim["binding"] = {k: v for k, v in binding.items() if k in ("strength", "valueSet")}
+        # a binding without a value set keeps its description (rule sdf-10 needs one of them)
+        kept = ("strength", "valueSet") if "valueSet" in binding else ("strength", "description")
+        slim["binding"] = {k: v for k, v in binding.items() if k in kept}
     constraints = slim.get("constraint")
     if isinstance(constraints, list):
         slim["constraint"] = [

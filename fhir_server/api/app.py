@@ -1,4 +1,8 @@
-"""The FastAPI application: routes from the route table, FHIR errors, the auth gate, the runtime."""
+"""The FastAPI application: routes from the route table, FHIR errors, the auth gate, the runtime.
+
+Beside the FHIR base, it serves the implementation guide's package (``/ig/package.tgz`` and its
+manifest ``/ig/package.json``), public like ``/metadata``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from fhir_server import __version__
+from fhir_server.api import handlers
 from fhir_server.api.auth_gate import BearerTokenGate
-from fhir_server.api.capability import capability_factory
+from fhir_server.api.capability import MANIFEST_PATH, PACKAGE_PATH, capability_factory
 from fhir_server.api.errors import handle_exception
 from fhir_server.api.router import FhirRoutes
 from fhir_server.api.routes import ROUTES
@@ -20,6 +25,7 @@ from fhir_server.crypto.keys import load_keys
 from fhir_server.engine.hooks import Hooks
 from fhir_server.engine.instants import now_instant
 from fhir_server.errors import FhirError
+from fhir_server.ig.package import load_guide
 from fhir_server.runtime import Runtime, api_token
 from fhir_server.settings import Settings
 from fhir_server.storage.protocol import Store, StoreUnavailable
@@ -66,8 +72,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app = FhirServerApp(title="Pictaderm FHIR server", version=__version__, lifespan=lifespan,
                         docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.settings = settings
-    app.state.capability_statement = capability_factory(now_instant()[:19] + "Z")
+    app.state.guide = load_guide()
+    app.state.capability_statement = capability_factory(now_instant()[:19] + "Z",
+                                                        guide=app.state.guide)
     app.fhir = FhirRoutes(ROUTES, token=token)
+    app.add_route(PACKAGE_PATH, handlers.ig_package, methods=["GET"])
+    app.add_route(MANIFEST_PATH, handlers.ig_manifest, methods=["GET"])
     for exception in (FhirError, StarletteHTTPException, StoreUnavailable, Exception):
         app.add_exception_handler(exception, handle_exception)
     app.add_middleware(BearerTokenGate, token=token)

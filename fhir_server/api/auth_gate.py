@@ -1,4 +1,5 @@
-"""Bearer-token gate in front of the API: nothing but discovery is served without authorization.
+"""Bearer-token gate in front of the API: only discovery (``/metadata``), the health check and
+the implementation guide package (``/ig/…``) are served without authorization.
 
 Until SMART on FHIR authorization is configured, the API accepts one operator token from
 configuration (``FHIR_SERVER_API_TOKEN``; in development generated under the data dir).
@@ -16,7 +17,8 @@ from fhir_server.api.responses import error_response
 from fhir_server.errors import ErrorCode, FhirError
 
 PUBLIC_PATHS = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration",
-                          "/healthz"})
+                          "/healthz", "/ig/package.tgz", "/ig/package.json"})
+"""Served to anyone: discovery, the health check and the implementation guide package."""
 OPERATOR = "operator"
 """The request-state key set on requests that presented the operator token."""
 

@@ -3,10 +3,15 @@
 Search parameters come from the engine's search registry (the official ones and the custom ones
 that are ready: a parameter awaiting ``$reindex`` is not listed), operations from its operation
 registry: ``rest.operation`` for system-level ones, ``rest.resource.operation`` for the others.
+The implementation guide the server enforces gives ``implementationGuide`` (its canonical) and
+each type's ``supportedProfile`` (the canonical URLs of its resource profiles); its package is
+named in ``implementation.description`` (``/ig/package.tgz``, public). ``instantiates`` is not
+used: it names CapabilityStatements, and the guide publishes none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Protocol
 
@@ -15,8 +20,13 @@ from fhir_server.api.routes import system_interactions, type_interactions
 from fhir_server.engine.operations import Operation, OperationRegistry
 from fhir_server.engine.resource_types import known_types
 from fhir_server.engine.search_request import supported_parameters
+from fhir_server.ig.package import Guide
 from fhir_server.search.registry import SearchRegistry, default_registry
 from fhir_server.types import ResourceDict
+
+PACKAGE_PATH = "/ig/package.tgz"
+MANIFEST_PATH = "/ig/package.json"
+FHIR_PATH = "/fhir"
 
 
 class CapabilityStatementOf(Protocol):
@@ -35,14 +45,45 @@ def _operations(operations: tuple[Operation, ...]) -> list[ResourceDict]:
     return [{"name": op.name, "definition": op.definition} for op in operations]
 
 
-def _resources(registry: SearchRegistry,
-               operations: OperationRegistry) -> list[ResourceDict]:
+def _resources(registry: SearchRegistry, operations: OperationRegistry,
+               profiles: Mapping[str, list[str]]) -> list[ResourceDict]:
     resources = list(_resources_searching(registry))
     for position, resource in enumerate(resources):
         found = operations.type_operations(resource["type"])
-        if found:
-            resources[position] = {**resource, "operation": _operations(found)}
+        supported = profiles.get(resource["type"])
+        if found or supported:
+            resource = {**resource}
+            if supported:
+                resource["supportedProfile"] = supported
+            if found:
+                resource["operation"] = _operations(found)
+            resources[position] = resource
     return resources
+
+
+def supported_profiles(guide: Guide | None) -> dict[str, list[str]]:
+    """Resource type -> the canonical URLs of the guide's profiles on it, sorted."""
+    found: dict[str, list[str]] = {}
+    for url, definition in (guide.structure_definitions.items() if guide else ()):
+        if definition.get("kind") == "resource" and definition.get("derivation") == "constraint":
+            found.setdefault(str(definition["type"]), []).append(url)
+    return {resource_type: sorted(urls) for resource_type, urls in found.items()}
+
+
+def package_url(base_url: str, path: str = PACKAGE_PATH) -> str:
+    """Where the guide's package (or, with ``MANIFEST_PATH``, its manifest) is downloaded:
+    beside the FHIR base, ``https://host/fhir`` -> ``https://host/ig/package.tgz``."""
+    return base_url.rstrip("/").removesuffix(FHIR_PATH) + path
+
+
+def _implementation(base_url: str, guide: Guide | None) -> ResourceDict:
+    description = "Pictaderm tele-expertise FHIR server"
+    if guide is not None:
+        description += (f"; it enforces the implementation guide {guide.package_id}, whose FHIR "
+                        f"package is downloadable without authorization at "
+                        f"{package_url(base_url)} (manifest: "
+                        f"{package_url(base_url, MANIFEST_PATH)})")
+    return {"description": description, "url": base_url}
 
 
 @lru_cache(maxsize=4)
@@ -65,14 +106,17 @@ def _resources_searching(registry: SearchRegistry) -> tuple[ResourceDict, ...]:
 
 def capability_statement(base_url: str, *, published: str,
                          registry: SearchRegistry | None = None,
-                         operations: OperationRegistry | None = None) -> ResourceDict:
+                         operations: OperationRegistry | None = None,
+                         guide: Guide | None = None) -> ResourceDict:
     """The server's CapabilityStatement for a given public base URL (default registry: the
-    official R4 parameters; default operations: none)."""
+    official R4 parameters; default operations: none; no guide: no profiles)."""
     operations = operations or OperationRegistry()
     rest: ResourceDict = {
         "mode": "server",
-        "security": {"description": "Bearer token required on every endpoint but /metadata."},
-        "resource": _resources(registry or default_registry(), operations),
+        "security": {"description": "Bearer token required on every endpoint but /metadata "
+                                    "and the implementation guide package (/ig/…)."},
+        "resource": _resources(registry or default_registry(), operations,
+                               supported_profiles(guide)),
         "interaction": [{"code": code} for code in system_interactions()],
         "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
         "searchParam": [{"name": "_id", "type": "token"},
@@ -81,29 +125,32 @@ def capability_statement(base_url: str, *, published: str,
     system = operations.system_operations()
     if system:
         rest["operation"] = _operations(system)
-    return {
+    statement: ResourceDict = {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": published,
         "publisher": "Pictaderm",
         "kind": "instance",
         "software": {"name": "Pictaderm FHIR server", "version": __version__},
-        "implementation": {"description": "Pictaderm tele-expertise FHIR server",
-                           "url": base_url},
+        "implementation": _implementation(base_url, guide),
         "fhirVersion": FHIR_VERSION,
         "format": ["json", "application/fhir+json"],
         "patchFormat": ["application/json-patch+json", "application/fhir+json"],
-        "rest": [rest],
     }
+    ig = guide.implementation_guide if guide is not None else None
+    if ig is not None and isinstance(ig.get("url"), str):
+        statement["implementationGuide"] = [ig["url"]]
+    statement["rest"] = [rest]
+    return statement
 
 
-def capability_factory(published: str) -> CapabilityStatementOf:
+def capability_factory(published: str, *, guide: Guide | None = None) -> CapabilityStatementOf:
     """The statement as a function of the base URL, registry and operations (the API stores it
-    on start-up, with its publication date)."""
+    on start-up, with its publication date and the guide it enforces)."""
 
     def statement(base_url: str, *, registry: SearchRegistry,
                   operations: OperationRegistry) -> ResourceDict:
         return capability_statement(base_url, published=published, registry=registry,
-                                    operations=operations)
+                                    operations=operations, guide=guide)
 
     return statement

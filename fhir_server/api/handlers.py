@@ -27,6 +27,7 @@ from fhir_server.api.negotiation import (
 )
 from fhir_server.api.responses import json_response, read_response, write_response
 from fhir_server.engine.engine import Engine
+from fhir_server.engine.guide_package import PublishedFile, published_package
 from fhir_server.engine.interactions.patch import PatchDocument
 from fhir_server.engine.jsonio import parse_json, parse_resource
 from fhir_server.engine.operations import (
@@ -310,6 +311,27 @@ async def _operation_input(request: Request) -> ResourceDict:
         return query
     parameters = parameters_from_body(parse_resource(raw))
     return {**parameters, "parameter": [*parameters.get("parameter", []), *query["parameter"]]}
+
+
+async def ig_package(request: Request) -> Response:
+    """``GET /ig/package.tgz``: the implementation guide's FHIR package, as ``ig build`` makes
+    it (public; strong ETag = its SHA-256, 304 when ``If-None-Match`` has it)."""
+    return _published(request, published_package(request.app.state.guide).tarball)
+
+
+async def ig_manifest(request: Request) -> Response:
+    """``GET /ig/package.json``: the package's manifest (public, same caching as the tarball)."""
+    return _published(request, published_package(request.app.state.guide).manifest)
+
+
+def _published(request: Request, published: PublishedFile) -> Response:
+    headers = {"ETag": published.etag, "Cache-Control": "no-cache",
+               "Content-Disposition": f'attachment; filename="{published.filename}"'}
+    wanted = header(request, "if-none-match")
+    if wanted is not None and (wanted.strip() == "*" or published.etag in
+                               {tag.strip().removeprefix("W/") for tag in wanted.split(",")}):
+        return Response(status_code=304, headers=headers)
+    return Response(published.content, media_type=published.media_type, headers=headers)
 
 
 async def capability(request: Request) -> Response:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from fhir_server.digits import is_number
 from fhir_server.engine.bundle_entries import parse_etag_version
 from fhir_server.errors import ErrorCode, FhirError
 
@@ -77,7 +78,7 @@ def rendering(request: Request) -> Rendering:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with a 413 past ``limit`` bytes (before reading when declared)."""
     declared = header(request, "content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and is_number(declared) and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0

@@ -107,8 +107,8 @@ def write_response(result: ResourceResult, *, base_url: str, prefer: Preferences
         return Response(status_code=result.status, headers=headers)
     if prefer.return_ == "operationoutcome":
         message = result.message or ("Created" if result.status == 201 else "Updated")
-        return json_response(information(message), status=result.status, pretty=how.pretty,
-                             headers=headers)
+        return json_response(information(message, issues=result.issues), status=result.status,
+                             pretty=how.pretty, headers=headers)
     if how.pretty:
         return json_response(orjson.loads(result.body), status=result.status, pretty=True,
                              headers=headers)

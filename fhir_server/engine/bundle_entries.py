@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from fhir_server.digits import is_number
 from fhir_server.engine.interactions.patch import PatchDocument
 from fhir_server.engine.jsonio import parse_json
 from fhir_server.errors import ErrorCode, FhirError
@@ -61,7 +62,7 @@ def parse_etag_version(value: str | None) -> int | None:
     if value is None:
         return None
     raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
+    if not is_number(raw):
         raise FhirError(ErrorCode.BAD_REQUEST,
                         f"If-Match: '{value[:40]}' is not a version ETag such as W/\"3\"")
     return int(raw)

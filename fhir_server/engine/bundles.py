@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
+from fhir_server.digits import is_number
 from fhir_server.engine.context import EngineContext
 from fhir_server.errors import ErrorCode, FhirError
 from fhir_server.types import ResourceDict
@@ -42,7 +43,7 @@ def parse_count(params: Sequence[tuple[str, str]], ctx: EngineContext) -> int:
     if not values:
         return ctx.limits.default_page_size
     raw = values[-1]
-    if not raw.isdigit():
+    if not is_number(raw):
         raise FhirError(ErrorCode.BAD_PARAMETER, f"_count: '{raw[:20]}' is not a whole number",
                         expression=("_count",))
     return min(int(raw), ctx.limits.max_page_size)

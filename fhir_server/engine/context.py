@@ -1,9 +1,8 @@
-"""What every interaction needs: the store, the validator, the cipher, the indexer, the hooks
-and the custom search-parameter catalogue."""
+"""What every interaction needs: the store, the write validation, the cipher, the indexer, the
+hooks and the custom search-parameter catalogue."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fhir_server.crypto.fields import FieldCipher
@@ -11,11 +10,8 @@ from fhir_server.engine.hooks import Hooks
 from fhir_server.engine.indexing import Indexer
 from fhir_server.engine.paging import CursorSigner
 from fhir_server.engine.search_parameters import SearchParameterCatalogue
-from fhir_server.errors import Issue
+from fhir_server.engine.write_validation import WriteValidation
 from fhir_server.storage.protocol import Store
-from fhir_server.types import ResourceDict
-
-StructureCheck = Callable[[ResourceDict], tuple[Issue, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +28,8 @@ class EngineContext:
     """The collaborators of the engine, built once at start-up (see ``engine/engine.py``)."""
 
     store: Store
-    check_structure: StructureCheck
+    validation: WriteValidation
+    """What every write is validated against, and the mode (``engine/write_validation.py``)."""
     cipher: FieldCipher
     indexer: Indexer
     hooks: Hooks

@@ -16,6 +16,10 @@ fingerprint and, for a stored SearchParameter, its id and the version the job wo
   resource of its bases (nothing to re-extract: the mark is written then). Otherwise the store
   was filled without it, and it waits for a ``$reindex``.
 
+The implementation guide's installation stores the profiles' SearchParameters too (readable and
+searchable like the guide's other conformance resources): a stored SearchParameter identical in
+url and fingerprint to a profile's is that profile parameter, not another entry.
+
 Writes of SearchParameter resources go through ``check_writes`` (a before-commit hook): an active
 one the server cannot use is refused with 422. The engine reloads the catalogue after each write
 touching a SearchParameter; searches and the CapabilityStatement reload it (at most once per
@@ -161,6 +165,8 @@ class SearchParameterCatalogue:
             entries = [await self._profile_entry(p, marks) for p in self._profiles]
             registry = self._shipped
             for stored, parameter in await self._stored_parameters():
+                if self._is_shipped(parameter):
+                    continue  # the guide's own, stored by its installation: already an entry
                 try:
                     _check_url(parameter, entries)
                     check_code_is_free(parameter, registry)
@@ -214,6 +220,12 @@ class SearchParameterCatalogue:
             registry = registry.extended([parameter.definition()])
             kept.append(CatalogueEntry(parameter, False, write.change.id, write.change.version))
         return ()
+
+    def _is_shipped(self, parameter: CustomParameter) -> bool:
+        """Whether a stored parameter is one of the profiles' own, unchanged (the copy the
+        implementation guide's installation stores: ``engine/guide_installation.py``)."""
+        return any(p.url == parameter.url and p.fingerprint == parameter.fingerprint
+                   for p in self._profiles)
 
     def _install(self, entries: tuple[CatalogueEntry, ...]) -> None:
         """Switch the indexer's registries, unless nothing changed (its plans stay built)."""

@@ -1,4 +1,4 @@
-"""Shared steps of every write: check the resource, stamp its meta, plan the change, commit it.
+"""Shared steps of every write: validate the resource, stamp its meta, plan the change, commit it.
 
 Single interactions and transaction entries both go through these functions, so the rules of a
 write (validation, versioning, identical-content detection, index entries, outbox events, hooks)
@@ -17,6 +17,7 @@ from fhir_server.engine.context import EngineContext
 from fhir_server.engine.hooks import PlannedWrite
 from fhir_server.engine.instants import instant_after, now_instant
 from fhir_server.engine.jsonio import dump
+from fhir_server.engine.write_validation import Checked
 from fhir_server.errors import ErrorCode, FhirError
 from fhir_server.storage.protocol import Change, Method, OutboxEvent, StoredVersion
 from fhir_server.types import ResourceDict
@@ -29,20 +30,17 @@ def new_id() -> str:
     return str(random_uuid())
 
 
-def check_resource(ctx: EngineContext, resource: ResourceDict, resource_type: str) -> None:
-    """Refuse a body whose type does not match the URL (400) or whose structure is invalid (422)."""
+def check_resource(ctx: EngineContext, resource: ResourceDict, resource_type: str, *,
+                   intake: bool = False) -> Checked:
+    """Refuse a body whose type does not match the URL (400) or that the validation refuses
+    (422); otherwise the resource to store (tagged in tag mode) and the issues to report.
+    ``intake``: the resource is written by an intake bundle (see ``write_validation.py``)."""
     declared = resource.get("resourceType")
     if declared != resource_type:
         raise FhirError(ErrorCode.TYPE_MISMATCH,
                         f"The body is a {str(declared)[:60]} but the URL is for {resource_type}",
                         expression=("resourceType",))
-    issues = ctx.check_structure(resource)
-    if issues:
-        first = issues[0]
-        raise FhirError(ErrorCode.INVALID_RESOURCE,
-                        f"The {resource_type} is not valid: {first.diagnostics}"
-                        + (f" (and {len(issues) - 1} more issues)" if len(issues) > 1 else ""),
-                        expression=first.expression, issues=issues)
+    return ctx.validation.check(resource, intake=intake)
 
 
 def stamp(resource: ResourceDict, id: str, version: int, last_updated: str) -> ResourceDict:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fhir_server.definitions import structure_definitions
+from fhir_server.digits import is_number
 from fhir_server.ig.errors import SnapshotError
 
 TypeOf = Callable[[str], "str | None"]
@@ -120,7 +121,7 @@ def _narrow_min(element: dict[str, Any], new: int, where: str) -> None:
 
 def _narrow_max(element: dict[str, Any], new: str, where: str) -> None:
     old = str(element.get("max", "*"))
-    if new != "*" and not new.isdigit():
+    if new != "*" and not is_number(new):
         raise SnapshotError(f"{where}: max {new!r} is neither a number nor '*'")
     if max_count(new) > max_count(old):
         raise SnapshotError(f"{where}: max {new} would widen the base's max {old}")

@@ -1,4 +1,7 @@
-"""Validation of incoming resources; this package's first layer is structure (``structure.py``)."""
+"""Validation of resources: structure, core rules and profiles (``validator.ProfileValidator``),
+and which resources the guide's profiles apply to unasked (``case_profiles.CaseProfiles``).
+
+The engine validates every write with them (``engine/write_validation.py``)."""
 
 from fhir_server.validation.structure import StructureValidator, validate_structure
 

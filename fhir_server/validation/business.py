@@ -36,6 +36,7 @@ from stdnum import luhn
 from stdnum.exceptions import InvalidChecksum, ValidationError
 from stdnum.fr import nir
 
+from fhir_server.digits import is_number
 from fhir_server.errors import Issue, IssueType
 from fhir_server.validation.messages import (
     BUSINESS_CHECK_UNKNOWN,
@@ -97,7 +98,7 @@ def finess_problems(value: str) -> list[Problem]:
     """What is wrong with a FINESS number."""
     if _FINESS.fullmatch(value) is None:
         return [(FINESS_FORMAT, {}, {})]
-    if value.isdigit() and not luhn.is_valid(value):
+    if is_number(value) and not luhn.is_valid(value):
         return [(FINESS_KEY, {}, {})]
     return []
 

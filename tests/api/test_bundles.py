@@ -9,6 +9,7 @@ import orjson
 
 from tests.api.conftest import Api
 from tests.support.factories import NIR_SYSTEM, nir, observation, patient
+from tests.support.guide import client_history
 
 
 def tx(*entries: dict[str, Any], kind: str = "transaction") -> dict[str, Any]:
@@ -70,7 +71,7 @@ async def test_failing_entry_rolls_back_everything(api: Api) -> None:
     assert issue["expression"][0] == "Bundle.entry[2]"
     assert await _count(api, "Patient") == 0
     assert await _count(api, "Observation") == 0
-    assert (await api.client.get("/_history")).json().get("entry") is None
+    assert await client_history(api.client) == []
 
 
 async def test_dangling_urn_uuid_is_refused(api: Api) -> None:

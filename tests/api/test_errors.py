@@ -6,12 +6,13 @@ import pytest
 
 from tests.api.conftest import Api
 from tests.support.factories import patient
+from tests.support.guide import client_history
 
 FHIR = {"Content-Type": "application/fhir+json"}
 
 
 async def _nothing_stored(api: Api) -> None:
-    assert (await api.client.get("/_history")).json().get("entry") is None
+    assert await client_history(api.client) == []
 
 
 @pytest.mark.parametrize(("body", "status", "code"), [

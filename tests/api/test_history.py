@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.api.conftest import Api
 from tests.support.factories import observation, patient
+from tests.support.guide import client_history
 
 
 async def test_instance_history_newest_first(api: Api) -> None:
@@ -33,8 +34,8 @@ async def test_type_and_system_history(api: Api) -> None:
     await api.client.post("/Observation", json=observation(f"Patient/{p['id']}"))
     by_type = (await api.client.get("/Patient/_history")).json()
     assert {e["resource"]["resourceType"] for e in by_type["entry"]} == {"Patient"}
-    system = (await api.client.get("/_history")).json()
-    assert {e["resource"]["resourceType"] for e in system["entry"]} == {"Patient", "Observation"}
+    system = await client_history(api.client)
+    assert {e["resource"]["resourceType"] for e in system} == {"Patient", "Observation"}
 
 
 async def test_since_and_at(api: Api) -> None:

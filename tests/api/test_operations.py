@@ -194,9 +194,11 @@ async def test_the_statement_lists_the_registered_operations(served: Served) -> 
     rest = statement["rest"][0]
     assert {op["name"] for op in rest["operation"]} == {"reindex", "touch"}
     patient = next(r for r in rest["resource"] if r["type"] == "Patient")
-    assert patient["operation"] == [{"name": "echo", "definition": ECHO_URL}]
+    assert {"name": "echo", "definition": ECHO_URL} in patient["operation"]
     observation = next(r for r in rest["resource"] if r["type"] == "Observation")
-    assert "operation" not in observation
+    assert "echo" not in {op["name"] for op in observation["operation"]}
+    # $validate applies to every type (registered by the engine itself)
+    assert {"validate"} <= {op["name"] for op in observation["operation"]}
     assert {i["code"] for i in rest["interaction"]} == {
         "transaction", "batch", "search-system", "history-system"}
 

@@ -89,3 +89,14 @@ async def test_warnings_say_why_a_parameter_was_ignored(api: Api) -> None:
                    if e["search"]["mode"] == "outcome")
     messages = [issue["diagnostics"] for issue in outcome["issue"]]
     assert any("nonsense" in m and "not a search parameter of Patient" in m for m in messages)
+
+
+async def test_unicode_digits_are_malformed_numbers_not_server_errors(api: Api) -> None:
+    """``str.isdigit`` accepts ``²`` and ``٣``; ``int()`` does not: both must be a 400."""
+    for name in ("_count", "_offset"):
+        for value in ("²", "٣"):
+            response = await api.client.get("/Patient", params={name: value})
+            assert response.status_code == 400, (name, value, response.text)
+            assert name in response.json()["issue"][0]["diagnostics"]
+    version = await api.client.get("/Patient/x/_history/²")
+    assert version.status_code in (400, 404)

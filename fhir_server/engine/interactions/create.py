@@ -7,6 +7,7 @@ from fhir_server.engine.context import EngineContext
 from fhir_server.engine.hooks import PlannedWrite
 from fhir_server.engine.resource_types import require_type
 from fhir_server.engine.results import ResourceResult
+from fhir_server.engine.write_validation import Checked
 from fhir_server.engine.writing import (
     check_resource,
     commit_writes,
@@ -29,7 +30,7 @@ async def create(ctx: EngineContext, resource_type: str, resource: ResourceDict,
                  base_url: str | None = None) -> ResourceResult:
     """Create; with ``If-None-Exist``, return the single existing match instead (200)."""
     require_type(resource_type)
-    check_resource(ctx, resource, resource_type)
+    checked = check_resource(ctx, resource, resource_type)
     if if_none_exist:
         matches = await find_matches(ctx, resource_type, if_none_exist, base_url=base_url)
         if len(matches) > 1:
@@ -38,6 +39,12 @@ async def create(ctx: EngineContext, resource_type: str, resource: ResourceDict,
             found = matches[0]
             return ResourceResult.of_stored(found, plaintext_body(ctx, found), status=200,
                                             message="A matching resource exists already")
-    write = plan_create(ctx, resource_type, resource)
+    return await create_checked(ctx, resource_type, checked)
+
+
+async def create_checked(ctx: EngineContext, resource_type: str,
+                         checked: Checked) -> ResourceResult:
+    """Store a validated resource under a new id."""
+    write = plan_create(ctx, resource_type, checked.resource)
     await commit_writes(ctx, [write])
-    return ResourceResult.of_write(write)
+    return ResourceResult.of_write(write, issues=checked.issues)

@@ -17,7 +17,9 @@ from fhir_server.engine.interactions.read import read, vread
 from fhir_server.engine.interactions.search import search
 from fhir_server.engine.interactions.update import conditional_update, update
 from fhir_server.engine.results import ResourceResult
+from fhir_server.engine.write_validation import is_error
 from fhir_server.errors import ErrorCode, FhirError
+from fhir_server.outcome import outcome_of_issues
 from fhir_server.types import ResourceDict
 
 
@@ -35,14 +37,18 @@ def _needs_type(request: EntryRequest) -> str:
 
 
 def result_entry(result: ResourceResult, *, base_url: str, with_resource: bool) -> ResourceDict:
-    """A response Bundle entry for the result of a write or a read."""
+    """A response Bundle entry for the result of a write or a read; a resource stored with
+    validation errors (tag mode) has them in ``response.outcome``."""
     entry: ResourceDict = {}
     if result.body is not None:
         entry["fullUrl"] = f"{base_url}/{result.resource_type}/{result.id}"
         if with_resource:
             entry["resource"] = orjson.loads(result.body)
-    entry["response"] = response_part(result.status, location=result.location,
-                                      version=result.version, last_updated=result.last_updated)
+    stored_with_errors = any(is_error(issue) for issue in result.issues)
+    entry["response"] = response_part(
+        result.status, location=result.location, version=result.version,
+        last_updated=result.last_updated,
+        outcome=outcome_of_issues(result.issues) if stored_with_errors else None)
     return entry
 
 

@@ -12,6 +12,7 @@ from fhir_server.engine.interactions.update import write_next_version
 from fhir_server.engine.patch import apply_fhirpath_patch, apply_json_patch
 from fhir_server.engine.resource_types import require_type
 from fhir_server.engine.results import ResourceResult
+from fhir_server.engine.write_validation import Checked
 from fhir_server.engine.writing import check_resource, load
 from fhir_server.errors import ErrorCode, FhirError
 from fhir_server.storage.protocol import StoredVersion
@@ -32,14 +33,13 @@ class PatchDocument:
 
 
 def patched_resource(ctx: EngineContext, resource_type: str, id: str, current: ResourceDict,
-                     document: PatchDocument) -> ResourceDict:
-    """Apply a patch and check the result like an update's body."""
+                     document: PatchDocument, *, intake: bool = False) -> Checked:
+    """Apply a patch and validate the result like an update's body."""
     patched = document.apply(current)
-    check_resource(ctx, patched, resource_type)
     if patched.get("id") != id:
         raise FhirError(ErrorCode.INVALID_RESOURCE, "A patch may not change the resource id",
                         expression=("id",))
-    return patched
+    return check_resource(ctx, patched, resource_type, intake=intake)
 
 
 async def patch(ctx: EngineContext, resource_type: str, id: str, document: PatchDocument,
@@ -47,7 +47,7 @@ async def patch(ctx: EngineContext, resource_type: str, id: str, document: Patch
     """Apply a patch to the current version; 404 if unknown, 410 if deleted."""
     require_type(resource_type)
 
-    def patched_current(current: StoredVersion | None) -> ResourceDict:
+    def patched_current(current: StoredVersion | None) -> Checked:
         if current is None:
             raise not_found(resource_type, id)
         if current.deleted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fhir_server.digits import is_number
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.instants import http_date
 from fhir_server.engine.resource_types import require_type, valid_id
@@ -40,7 +41,7 @@ async def read(ctx: EngineContext, resource_type: str, id: str) -> ResourceResul
 async def vread(ctx: EngineContext, resource_type: str, id: str, version: str) -> ResourceResult:
     require_type(resource_type)
     stored = None
-    if version.isdigit() and valid_id(id):
+    if is_number(version) and valid_id(id):
         stored = await ctx.store.read_version(resource_type, id, int(version))
     if stored is None:
         raise FhirError(ErrorCode.NOT_FOUND,

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import orjson
 
+from fhir_server.digits import is_number
 from fhir_server.engine.bundles import CURSOR_PARAM, page_links, parse_count, resume
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.interactions.includes import (
@@ -55,7 +56,7 @@ def _offset(params: Sequence[tuple[str, str]], ctx: EngineContext) -> int:
     if not values:
         return 0
     raw = values[-1]
-    if not raw.isdigit() or int(raw) > ctx.limits.max_offset:
+    if not is_number(raw) or int(raw) > ctx.limits.max_offset:
         raise FhirError(ErrorCode.BAD_PARAMETER,
                         f"_offset: '{raw[:20]}' must be a whole number up to "
                         f"{ctx.limits.max_offset}; page with the next links beyond that",

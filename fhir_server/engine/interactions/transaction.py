@@ -34,6 +34,7 @@ from fhir_server.engine.interactions.update import (
 )
 from fhir_server.engine.resource_types import require_id, require_type
 from fhir_server.engine.results import ResourceResult
+from fhir_server.engine.write_validation import Checked, in_entry
 from fhir_server.engine.writing import (
     check_resource,
     commit_writes,
@@ -61,6 +62,8 @@ class _Plan:
     targets: dict[int, tuple[str, str | None, bool]] = field(default_factory=dict)
     references: dict[str, str] = field(default_factory=dict)
     written: set[tuple[str, str]] = field(default_factory=set)
+    intake: bool = False
+    """An intake bundle: every resource written is validated against the guide's profiles."""
 
 
 def _entries(bundle: ResourceDict) -> list[Any]:
@@ -149,6 +152,7 @@ async def _plan_write(ctx: EngineContext, request: EntryRequest, resource_type: 
     current = await ctx.store.read(resource_type, id)
     check_if_match(current, request.if_match, f"{resource_type}/{id}")
     write: PlannedWrite | None
+    checked: Checked | None = None
     if request.method == "DELETE":
         if current is None and request.id is not None:
             raise not_found(resource_type, id)
@@ -158,30 +162,38 @@ async def _plan_write(ctx: EngineContext, request: EntryRequest, resource_type: 
             return
     elif request.method == "PATCH":
         live = await read_current(ctx, resource_type, id)
-        patched = patched_resource(ctx, resource_type, id, load(ctx, live),
-                                   patch_document(request))
-        write = plan_put(ctx, resource=patched, resource_type=resource_type, id=id,
+        checked = patched_resource(ctx, resource_type, id, load(ctx, live),
+                                   patch_document(request), intake=plan.intake)
+        write = plan_put(ctx, resource=checked.resource, resource_type=resource_type, id=id,
                          current=live, method="PATCH")
     else:
         resource = await _rewrite(ctx, request.resource, plan.references, plan.base_url)
-        check_resource(ctx, resource, resource_type)
+        checked = check_resource(ctx, resource, resource_type, intake=plan.intake)
         if request.method == "PUT":
             check_body_id(resource, id)
-        write = plan_put(ctx, resource=resource, resource_type=resource_type, id=id,
+        write = plan_put(ctx, resource=checked.resource, resource_type=resource_type, id=id,
                          current=current, method=request.method)  # type: ignore[arg-type]
+    issues = checked.issues if checked is not None else ()
     if request.method in ("PUT", "PATCH") and current is not None and is_identical(write):
-        plan.results[request.index] = ResourceResult.of_stored(current,
-                                                               plaintext_body(ctx, current))
+        plan.results[request.index] = ResourceResult.of_stored(
+            current, plaintext_body(ctx, current), issues=issues)
         return
     plan.written.add((resource_type, id))
     plan.writes.append(write)
     status = 204 if request.method == "DELETE" else None
-    plan.results[request.index] = ResourceResult.of_write(write, status=status)
+    plan.results[request.index] = ResourceResult.of_write(write, status=status, issues=issues)
+
+
+def _writes_intake(ctx: EngineContext, requests: Sequence[EntryRequest]) -> bool:
+    """Whether the resources the transaction creates or replaces make it an intake bundle."""
+    return ctx.validation.is_intake(request.resource for request in requests
+                                    if request.method in ("POST", "PUT")
+                                    and request.resource is not None)
 
 
 async def _plan_transaction(ctx: EngineContext, requests: Sequence[EntryRequest],
                             base_url: str) -> _Plan:
-    plan = _Plan(base_url)
+    plan = _Plan(base_url, intake=_writes_intake(ctx, requests))
     ordered = sorted((r for r in requests if r.method not in ("GET", "HEAD")),
                      key=lambda r: (PROCESSING_ORDER[r.method], r.index))
     for request in ordered:
@@ -207,7 +219,10 @@ async def _plan_transaction(ctx: EngineContext, requests: Sequence[EntryRequest]
             else:
                 await _plan_write(ctx, request, resource_type, target_id, plan)
         except FhirError as err:
-            raise entry_error(request, err) from None
+            located = in_entry(err, index=request.index,
+                               request=f"{request.method} {request.url[:120]}",
+                               resource_type=resource_type)
+            raise entry_error(request, located) from None
     return plan
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 from fhir_server.engine.conditional import find_matches, multiple_matches
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.hooks import PlannedWrite
-from fhir_server.engine.interactions.create import create
+from fhir_server.engine.interactions.create import create_checked
 from fhir_server.engine.resource_types import require_id, require_type
 from fhir_server.engine.results import ResourceResult
+from fhir_server.engine.write_validation import Checked
 from fhir_server.engine.writing import (
     check_resource,
     commit_writes,
@@ -76,8 +78,9 @@ def conflict(resource_type: str, id: str) -> FhirError:
                      f"{resource_type}/{id} is being changed by others: retry")
 
 
-NextContent = Callable[[StoredVersion | None], ResourceDict]
-"""Gives the content of the next version from the current one (re-run after a lost race)."""
+NextContent = Callable[[StoredVersion | None], Checked]
+"""Gives the validated content of the next version from the current one (re-run after a lost
+race)."""
 
 
 async def write_next_version(ctx: EngineContext, resource_type: str, id: str,
@@ -91,13 +94,15 @@ async def write_next_version(ctx: EngineContext, resource_type: str, id: str,
         await pause_before_retry(attempt)
         current = await ctx.store.read(resource_type, id)
         check_if_match(current, if_match, f"{resource_type}/{id}")
-        write = plan_put(ctx, resource=next_content(current), resource_type=resource_type,
+        checked = next_content(current)
+        write = plan_put(ctx, resource=checked.resource, resource_type=resource_type,
                          id=id, current=current, method=method)
         if current is not None and is_identical(write):
             return ResourceResult.of_stored(current, plaintext_body(ctx, current),
-                                            message="No change: the content is identical")
+                                            message="No change: the content is identical",
+                                            issues=checked.issues)
         if await commit_or_conflict(ctx, write, if_match):
-            return ResourceResult.of_write(write)
+            return ResourceResult.of_write(write, issues=checked.issues)
     raise conflict(resource_type, id)
 
 
@@ -106,9 +111,9 @@ async def update(ctx: EngineContext, resource_type: str, id: str, resource: Reso
     """Store a new version (201 when this creates the resource); identical content: no version."""
     require_type(resource_type)
     require_id(id)
-    check_resource(ctx, resource, resource_type)
+    checked = check_resource(ctx, resource, resource_type)
     check_body_id(resource, id)
-    return await write_next_version(ctx, resource_type, id, lambda _: resource,
+    return await write_next_version(ctx, resource_type, id, lambda _: checked,
                                     if_match=if_match, method=method)
 
 
@@ -117,18 +122,21 @@ async def conditional_update(ctx: EngineContext, resource_type: str, criteria: s
                              base_url: str | None = None) -> ResourceResult:
     """``PUT Type?criteria``: create when nothing matches, update the single match, 412 if more."""
     require_type(resource_type)
-    check_resource(ctx, resource, resource_type)
+    checked = check_resource(ctx, resource, resource_type)
     matches = await find_matches(ctx, resource_type, criteria, base_url=base_url)
     if len(matches) > 1:
         raise multiple_matches(resource_type, criteria)
     if not matches:
-        if isinstance(resource.get("id"), str):
-            return await update(ctx, resource_type, resource["id"], resource, if_match=if_match)
-        return await create(ctx, resource_type, resource)
+        body_id = resource.get("id")
+        if isinstance(body_id, str):
+            return await write_next_version(ctx, resource_type, require_id(body_id),
+                                            lambda _: checked, if_match=if_match, method="PUT")
+        return await create_checked(ctx, resource_type, checked)
     match_id = matches[0].id
     if resource.get("id") not in (None, match_id):
         raise FhirError(ErrorCode.ID_MISMATCH,
                         f"The resource id '{str(resource.get('id'))[:64]}' differs from the id of "
                         f"the resource matching the criteria ('{match_id}')", expression=("id",))
-    return await update(ctx, resource_type, match_id, {**resource, "id": match_id},
-                        if_match=if_match)
+    identified = replace(checked, resource={**checked.resource, "id": match_id})
+    return await write_next_version(ctx, resource_type, match_id, lambda _: identified,
+                                    if_match=if_match, method="PUT")
