@@ -304,3 +304,43 @@ FAST_CHECKS: Final[Mapping[str, FastCheck]] = {
         handed_over_after_prepared,
 }
 """Expression text -> its Python equivalent."""
+
+
+_NAME: Final = r"[a-z][A-Za-z0-9]*"
+_EMPTY_OR_EXISTS: Final = re.compile(rf"({_NAME})\.empty\(\) or ({_NAME})\.exists\(\)")
+_ANY_EXISTS: Final = re.compile(rf"{_NAME}\.exists\(\)(?: or {_NAME}\.exists\(\))+")
+
+
+def fast_check(expression: str) -> FastCheck | None:
+    """The Python form of an invariant: from ``FAST_CHECKS``, or for the two shapes that many
+    core invariants take on plain child elements, ``a.empty() or b.exists()`` (cpt-2, qty-3,
+    att-1…) and ``a.exists() or b.exists() or …`` (pat-1…). None: fhirpathpy decides."""
+    known = FAST_CHECKS.get(expression)
+    if known is not None:
+        return known
+    if (pair := _EMPTY_OR_EXISTS.fullmatch(expression)) is not None:
+        return _absent_or_present(pair.group(1), pair.group(2))
+    if _ANY_EXISTS.fullmatch(expression) is not None:
+        return _any_present(tuple(part.removesuffix(".exists()")
+                                  for part in expression.split(" or ")))
+    return None
+
+
+def _present(value: Any, name: str) -> bool:
+    """FHIRPath ``name.exists()`` on a JSON object: a value, or a ``_name`` companion (a
+    primitive with only an id or extensions exists too)."""
+    return isinstance(value, dict) and (
+        value.get(name) not in (None, [], {}) or value.get(f"_{name}") not in (None, [], {}))
+
+
+def _absent_or_present(absent: str, present: str) -> FastCheck:
+    def check(visit: Visit) -> bool | None:
+        return not _present(visit.value, absent) or _present(visit.value, present)
+    return check
+
+
+def _any_present(names: tuple[str, ...]) -> FastCheck:
+    def check(visit: Visit) -> bool | None:
+        return any(_present(visit.value, name) for name in names)
+    return check
+

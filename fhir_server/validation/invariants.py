@@ -35,7 +35,7 @@ from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from fhir_server.errors import Issue, IssueType
-from fhir_server.validation.fast_invariants import DOM_3, FAST_CHECKS, REF_1, FastCheck
+from fhir_server.validation.fast_invariants import DOM_3, REF_1, FastCheck, fast_check
 from fhir_server.validation.messages import INVARIANT_FAILED, INVARIANT_NOT_EVALUATED, make_issue
 from fhir_server.validation.snapshot import Constraint, ElementDef
 from fhir_server.validation.walk import Visit, Walk
@@ -287,7 +287,7 @@ def syntax_error(expression: str) -> str | None:
 
 
 def _step_of(constraint: Constraint) -> _Step:
-    return _Step(constraint=constraint, fast=FAST_CHECKS.get(constraint.expression),
+    return _Step(constraint=constraint, fast=fast_check(constraint.expression),
                  expression=_expression_of(constraint))
 
 

@@ -13,7 +13,7 @@ from fhirpathpy.models import models
 
 from fhir_server.definitions import structure_definitions
 from fhir_server.errors import Issue, IssueType
-from fhir_server.validation.fast_invariants import FAST_CHECKS
+from fhir_server.validation.fast_invariants import FAST_CHECKS, fast_check
 from fhir_server.validation.invariants import (
     REWRITTEN,
     SKIPPED,
@@ -420,3 +420,45 @@ def test_fhirpathpy_compares_date_elements_as_text() -> None:
 def test_fast_checks_are_core_expressions() -> None:
     published = {e for expressions in core_constraints().values() for e in expressions}
     assert set(FAST_CHECKS) <= published
+
+
+def _pattern_samples() -> list[dict[str, Any]]:
+    """Resources where cpt-2, qty-3, att-1 and pat-1 hold in one element and fail in another."""
+    return [
+        {"resourceType": "Patient", "telecom": [{"system": "phone", "value": "0600000000"},
+                                                {"value": "0611111111"}],
+         "contact": [{"name": {"family": "Martin"}}, {"gender": "female"}]},
+        {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+         "component": [{"code": {"text": "a"}, "valueQuantity": {"value": 1, "code": "mg"}},
+                       {"code": {"text": "b"}, "valueQuantity": {
+                           "value": 1, "code": "mg", "system": "http://unitsofmeasure.org"}}]},
+        {"resourceType": "Media", "status": "completed",
+         "content": {"data": "AAAA"}},
+        {"resourceType": "Media", "status": "completed",
+         "content": {"data": "AAAA", "contentType": "image/jpeg"}},
+    ]
+
+
+@pytest.mark.parametrize("key", ["cpt-2", "qty-3", "att-1", "pat-1"])
+def test_pattern_fast_checks_agree_with_fhirpathpy(core_validator: ProfileValidator,
+                                                   key: str) -> None:
+    checker = InvariantChecker()
+    verdicts = set()
+    for resource in _pattern_samples():
+        for visit in core_validator.walk(resource).visits:
+            for definition in visit.definitions:
+                for constraint in definition.constraints:
+                    if constraint.key != key:
+                        continue
+                    fast = fast_check(constraint.expression)
+                    assert fast is not None and constraint.expression not in FAST_CHECKS
+                    verdict = fast(visit)
+                    verdicts.add(verdict)
+                    assert passes(verdict) == passes(
+                        checker.evaluate_fhirpath(constraint, visit)), (key, visit.location)
+    assert verdicts == {True, False}
+
+
+def test_other_expressions_are_left_to_fhirpathpy() -> None:
+    assert fast_check("name.exists() and telecom.exists()") is None
+    assert fast_check("value.empty() or system.exists() or x") is None
