@@ -232,3 +232,14 @@ def test_unknown_type_is_malformed() -> None:
     error = malformed(None, "_type", "Patient,Nonsense")
     assert error.diagnostics == "_type: 'Nonsense' is not a resource type"
     assert error.expression == ("_type",)
+
+
+def test_split_escaped_takes_the_plain_path_and_the_escaped_one_alike() -> None:
+    from fhir_server.search.parser import split_escaped, unescape
+
+    assert split_escaped("a|b|c", "|") == ["a", "b", "c"]
+    assert split_escaped("a\\|b|c", "|") == ["a\\|b", "c"]
+    assert split_escaped("a\\\\|b", "|") == ["a\\\\", "b"]
+    assert split_escaped("", ",") == [""]
+    assert unescape("plain") == "plain"
+    assert unescape("a\\,b\\\\c\\x") == "a,b\\c\\x"
