@@ -492,3 +492,26 @@ async def test_the_checkpointer_copies_the_wal_and_empties_it_at_close(path: Pat
     finally:
         await store.close()
     assert _wal_bytes(path) == 0
+
+
+async def test_selective_searches_run_inline_and_heavy_ones_on_a_reader(
+        sqlite_store: SqliteStore) -> None:
+    await sqlite_store.commit([change(f"p{n:04d}", 1, instant(n % 60), index=(
+        StringEntry("family", "martin", "Martin"),
+        TokenEntry("identifier", NIR, f"nir-{n}", None))) for n in range(3_000)])
+
+    before = sqlite_store.inline_searches
+    one = await sqlite_store.search(SearchQuery("Patient", (
+        TokenClause("identifier", (TokenValue(NIR, "nir-1234"),)),)))
+    assert ids(one.matches) == ["p1234"]
+    assert sqlite_store.inline_searches == before + 1
+
+    # 3,000 matches to collect and order: past the inline budget, run again on a reader
+    many = await sqlite_store.search(SearchQuery("Patient", (
+        StringClause("family", ("mar",)),), count=5, offset=2_990))
+    assert ids(many.matches) == [f"p{n:04d}" for n in range(2_990, 2_995)]
+    assert sqlite_store.inline_searches == before + 1
+
+    counted = await sqlite_store.search(SearchQuery("Patient", (
+        TokenClause("identifier", (TokenValue(NIR, "nir-7"),)),), want_total=True))
+    assert counted.total == 1 and sqlite_store.inline_searches == before + 1

@@ -65,6 +65,40 @@ def search(connection: sqlite3.Connection, query: SearchQuery) -> SearchPage:
     return page
 
 
+INLINE_CHECK_EVERY = 1_000
+"""SQLite virtual-machine steps between two looks at the budget of an inline search."""
+INLINE_BUDGET_CHECKS = 10
+"""How many looks an inline search may take (~10,000 steps, a few hundred µs) before it
+is abandoned for a reader thread."""
+
+
+def search_within_budget(connection: sqlite3.Connection, query: SearchQuery) -> SearchPage | None:
+    """``search`` (without a total), abandoned once it takes more than the inline budget.
+
+    Selective searches (an identifier, an id) finish in a few thousand steps: running them on
+    the calling thread spares a thread hand-off. A search that would scan or sort many rows is
+    interrupted by SQLite's progress handler and returns None, for the caller to run it again
+    where it may take its time; nothing has been read that the caller keeps.
+    """
+    looks = 0
+
+    def over_budget() -> int:
+        nonlocal looks
+        looks += 1
+        return 1 if looks > INLINE_BUDGET_CHECKS else 0
+
+    compiled = compile_search(query)
+    connection.set_progress_handler(over_budget, INLINE_CHECK_EVERY)
+    try:
+        return _page(connection, compiled, None)
+    except sqlite3.OperationalError as error:
+        if looks > INLINE_BUDGET_CHECKS:
+            return None
+        raise error
+    finally:
+        connection.set_progress_handler(None, INLINE_CHECK_EVERY)
+
+
 _PLAN_INDEX = re.compile(r"USING (?:COVERING )?INDEX (\w+)|USING (INTEGER PRIMARY KEY)")
 
 

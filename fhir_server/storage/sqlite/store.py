@@ -6,7 +6,9 @@ on a small pool of threads, each with its own connection opened on first use. WA
 those readers work while the writer commits.
 Point reads by primary key (``read``, ``read_version``) are the exception: they take ~10-20 µs
 of SQLite time, far less than a thread hand-off (~100 µs), so they run on the event loop's own
-read connection (a WAL reader never waits for the writer).
+read connection (a WAL reader never waits for the writer). A search without a total first tries
+the same, within a budget of SQLite steps (well under a millisecond); one that would take longer
+is interrupted and run again on a reader thread (``reads.search_within_budget``).
 Every sqlite3 exception raised on those threads is turned into a protocol error there
 (``errors.store_error``), so nothing above this module sees a driver exception.
 """
@@ -64,6 +66,8 @@ class SqliteStore:
         self._reader_connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._loop_connection: sqlite3.Connection | None = None
+        self.inline_searches = 0
+        """Searches answered on the event loop's connection within the inline budget."""
 
     async def start(self) -> None:
         if self._writer is not None:
@@ -110,6 +114,12 @@ class SqliteStore:
         return await self._on_reader(reads.history, query)
 
     async def search(self, query: SearchQuery) -> SearchPage:
+        if not query.want_total:
+            found = self._inline(reads.search_within_budget, query)
+            if found is not None:
+                self.inline_searches += 1
+                await asyncio.sleep(0)
+                return found
         return await self._on_reader(reads.search, query)
 
     async def explain(self, query: SearchQuery) -> QueryPlan:
