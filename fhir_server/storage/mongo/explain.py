@@ -36,25 +36,32 @@ async def explain_search(resources: AsyncIOMotorCollection[Any], query: SearchQu
         statement = {"find": resources.name, "filter": found, "sort": order}
         command = {"find": resources.name, "filter": found, "sort": order,
                    "skip": max(query.offset, 0), "limit": query.count}
-    shown = orjson.dumps(_without_values(statement)).decode()
+    shown = orjson.dumps(without_values(statement)).decode()
     try:
         answer = await resources.database.command({"explain": command,
                                                    "verbosity": "queryPlanner"})
     except (PyMongoError, NotImplementedError) as error:
         return QueryPlan("mongodb", shown, (f"the server did not explain the query: {error}",),
                          ())
+    steps, indexes = read_plan(answer)
+    return QueryPlan("mongodb", shown, steps, indexes)
+
+
+def read_plan(answer: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The winning plan's stages (indented by depth) and the indexes they scan, in order."""
     steps: list[str] = []
     indexes: list[str] = []
     for plan in _winning_plans(answer):
         _walk(plan, 0, steps, indexes)
-    return QueryPlan("mongodb", shown, tuple(steps), tuple(indexes))
+    return tuple(steps), tuple(indexes)
 
 
-def _without_values(value: Any) -> Any:
+def without_values(value: Any) -> Any:
+    """A filter or pipeline with every value replaced by ``"?"``."""
     if isinstance(value, Mapping):
-        return {key: _without_values(item) for key, item in value.items()}
+        return {key: without_values(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_without_values(item) for item in value]
+        return [without_values(item) for item in value]
     return "?"
 
 
