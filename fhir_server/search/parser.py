@@ -33,6 +33,7 @@ under the type coding), since the search does not name the identifier's system.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from typing import Final, Literal, Protocol
 
 from fhir_server.engine.resource_types import known_types
 from fhir_server.errors import ErrorCode, FhirError, Issue, IssueType
+from fhir_server.search.cardinality import single_valued
 from fhir_server.search.normalize import normalize_string
 from fhir_server.search.prefixes import (
     PREFIXES,
@@ -215,7 +217,50 @@ def parse_query(resource_type: str | None, params: Sequence[tuple[str, str]], *,
                             expression=(name,)) from None
         if clause is not None:
             clauses.append(clause)
+    if resource_type is not None:
+        clauses = _merge_single_valued_ranges(clauses, resource_type, registry)
     return ParsedSearch(tuple(clauses), tuple(unsupported), ctx.types)
+
+
+MAX_MERGED_TESTS: Final = 16
+"""Range tests a merge of AND-ed clauses may produce; past it the clauses stay apart."""
+
+
+def _merge_single_valued_ranges(clauses: list[Clause], resource_type: str,
+                                registry: SearchRegistry) -> list[Clause]:
+    """AND-ed ranges on a parameter with at most one value per resource, as ONE range test.
+
+    ``birthdate=ge1980-01-01&birthdate=lt1981-01-01`` asks for an entry passing each clause;
+    with a single value they must be the same entry, so a store can check every bound on one
+    index entry (a range scan) instead of fetching every resource the first clause lets
+    through. A clause's tests are OR-ed (``ge`` is ``gt`` or ``eq``), so the merged tests are
+    their combinations (at most ``MAX_MERGED_TESTS``). Dates and numbers only.
+    """
+    ranges: dict[str, list[tuple[int, RangeClause]]] = {}
+    for position, clause in enumerate(clauses):
+        if (isinstance(clause, RangeClause) and not clause.negate
+                and clause.kind in ("date", "number")):
+            ranges.setdefault(clause.param, []).append((position, clause))
+    merged: dict[int, Clause] = {}
+    dropped: set[int] = set()
+    for param, group in ranges.items():
+        definition = registry.param(resource_type, param)
+        if len(group) < 2 or definition is None or not single_valued(
+                definition.expression, resource_type):
+            continue
+        combinations = list(itertools.islice(
+            itertools.product(*(clause.tests for _, clause in group)), MAX_MERGED_TESTS + 1))
+        if len(combinations) > MAX_MERGED_TESTS:
+            continue
+        first_position, first = group[0]
+        merged[first_position] = RangeClause(param, first.kind, tuple(
+            RangeTest(tuple(bound for test in combination for bound in test.bounds))
+            for combination in combinations))
+        dropped.update(position for position, _ in group[1:])
+    if not merged:
+        return clauses
+    return [merged.get(position, clause) for position, clause in enumerate(clauses)
+            if position not in dropped]
 
 
 def _too_costly(name: str, failure: _TooCostly) -> FhirError:

@@ -100,3 +100,23 @@ async def test_unicode_digits_are_malformed_numbers_not_server_errors(api: Api) 
             assert name in response.json()["issue"][0]["diagnostics"]
     version = await api.client.get("/Patient/x/_history/²")
     assert version.status_code in (400, 404)
+
+
+async def test_anded_birthdate_bounds_select_the_same_patients_as_before_merging(
+        api: Api) -> None:
+    """Merged into one range test on the single birthDate: the answer must not change."""
+    born: dict[str, str] = {}
+    for day in ("1979-12-31", "1980-01-01", "1980-06-15", "1980-12-31", "1981-01-01"):
+        born[await _create(api, patient(birthDate=day))] = day
+
+    async def days(*params: tuple[str, str]) -> list[str]:
+        response = await api.client.get("/Patient", params=[*params, ("_count", "50")])
+        assert response.status_code == 200, response.text
+        return sorted(born[e["resource"]["id"]] for e in response.json().get("entry", [])
+                      if e["resource"]["id"] in born)
+
+    assert await days(("birthdate", "ge1980-01-01"), ("birthdate", "lt1981-01-01")) == [
+        "1980-01-01", "1980-06-15", "1980-12-31"]
+    assert await days(("birthdate", "1980"), ("birthdate", "ne1980-06-15")) == [
+        "1980-01-01", "1980-12-31"]
+    assert await days(("birthdate", "gt1980-12-31"), ("birthdate", "lt1980-01-01")) == []
