@@ -1,4 +1,5 @@
-"""The ``fhir-server`` command: serve the API, run Celery worker or beat, benchmarks, ig build."""
+"""The ``fhir-server`` command: serve the API, Celery worker or beat, benchmarks, ig build,
+SMART clients."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fhir_server import __version__
+from fhir_server.auth.cli import add_clients_parser, run_clients
 
 GIL_SWITCH_SECONDS = 0.0005
 
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the tarball to write (a directory gets package.tgz inside)")
     ig_build.add_argument("--profiles", type=Path, default=None,
                           help="the guide directory (default: the repository's profiles/)")
+    add_clients_parser(commands)
     commands.add_parser("bench", help="run the REST benchmarks; `bench search` the search "
                         "benchmarks (see tests/perf/)",
                         add_help=False)
@@ -128,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _celery(args, args.command)
     if args.command == "ig":
         return _ig_build(args)
+    if args.command == "clients":
+        return run_clients(args)
     return 2
 
 

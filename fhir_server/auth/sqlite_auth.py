@@ -1,0 +1,300 @@
+"""``SqliteAuthStore``: the AuthStore on its own SQLite file (``auth.sqlite3``), in WAL mode.
+
+The work per call is a statement or two, so one connection on one dedicated thread serves every
+call in turn (no locks to share). The schema is versioned with ``PRAGMA user_version``; times
+are fixed-width UTC text (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``), so string order is time order.
+Every sqlite3 exception leaves as a Store protocol error (``storage.sqlite.errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, TypeVar, cast
+
+from fhir_server.auth.model import (
+    Client,
+    ClientExists,
+    ClientKind,
+    ClientStatus,
+    IssuedToken,
+    TokenKind,
+    token_hash,
+    utc_millis,
+    utc_now,
+)
+from fhir_server.storage.protocol import StoreUnavailable
+from fhir_server.storage.sqlite.errors import store_error
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+BUSY_TIMEOUT_SECONDS: Final = 5.0
+SCHEMA_STATEMENTS: Final = (
+    """CREATE TABLE IF NOT EXISTS clients (
+        client_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        redirect_uris TEXT NOT NULL,
+        jwks_url TEXT,
+        jwks TEXT,
+        secret_hash TEXT,
+        organization TEXT,
+        status TEXT NOT NULL,
+        created TEXT NOT NULL) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS tokens (
+        token_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        subject TEXT,
+        context TEXT NOT NULL,
+        issued_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS tokens_by_client ON tokens (client_id)",
+    "CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens (expires_at)",
+    """CREATE TABLE IF NOT EXISTS jtis (
+        client_id TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (client_id, jti)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS jtis_by_expiry ON jtis (expires_at)",
+)
+_CLIENT_COLUMNS: Final = ("client_id, name, kind, scope, redirect_uris, jwks_url, jwks, "
+                          "secret_hash, organization, status, created")
+_TOKEN_COLUMNS: Final = ("token_hash, kind, client_id, scope, subject, context, issued_at, "
+                         "expires_at, revoked_at")
+
+
+class SqliteAuthStore:
+    """``SqliteAuthStore(data_dir / "auth.sqlite3")``, then ``await start()``."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise ValueError("synchronous must be NORMAL, FULL or EXTRA")
+        self._path = path
+        self._synchronous = synchronous.upper()
+        self._executor: ThreadPoolExecutor | None = None
+        self._connection: sqlite3.Connection | None = None
+
+    async def start(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auth-sqlite")
+        try:
+            self._connection = await self._run(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        executor, connection = self._executor, self._connection
+        self._executor = self._connection = None
+        if executor is None:
+            return
+        if connection is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, connection.close)
+        executor.shutdown(wait=True)
+
+    async def add_client(self, client: Client) -> None:
+        def insert(connection: sqlite3.Connection) -> None:
+            try:
+                connection.execute(f"INSERT INTO clients ({_CLIENT_COLUMNS}) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _client_row(client))
+            except sqlite3.IntegrityError as exc:
+                raise ClientExists(f"client_id {client.client_id!r} is already registered"
+                                   ) from exc
+
+        await self._call(insert)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        def select(connection: sqlite3.Connection) -> Client | None:
+            row = connection.execute(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?",
+                                     (client_id,)).fetchone()
+            return None if row is None else _client(row)
+
+        return await self._call(select)
+
+    async def list_clients(self) -> tuple[Client, ...]:
+        def select(connection: sqlite3.Connection) -> tuple[Client, ...]:
+            rows = connection.execute(f"SELECT {_CLIENT_COLUMNS} FROM clients "
+                                      "ORDER BY created, client_id").fetchall()
+            return tuple(_client(row) for row in rows)
+
+        return await self._call(select)
+
+    async def revoke_client(self, client_id: str, *, now: datetime | None = None) -> int | None:
+        at = _text(now or utc_now())
+
+        def revoke(connection: sqlite3.Connection) -> int | None:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                found = connection.execute("UPDATE clients SET status = 'revoked' "
+                                           "WHERE client_id = ?", (client_id,)).rowcount
+                revoked = _revoke_tokens(connection, client_id, at) if found else None
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            return revoked
+
+        return await self._call(revoke)
+
+    async def save_token(self, token: IssuedToken) -> None:
+        row = (token.token_hash, token.kind, token.client_id, token.scope, token.subject,
+               json.dumps(token.context, separators=(",", ":")), _text(token.issued_at),
+               _text(token.expires_at), _optional_text(token.revoked_at))
+        await self._call(lambda connection: connection.execute(
+            f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row))
+
+    async def find_token(self, token: str, *, now: datetime | None = None
+                         ) -> IssuedToken | None:
+        key, at = token_hash(token), _text(now or utc_now())
+
+        def select(connection: sqlite3.Connection) -> IssuedToken | None:
+            row = connection.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ? "
+                "AND revoked_at IS NULL AND expires_at > ?", (key, at)).fetchone()
+            return None if row is None else _issued_token(row)
+
+        return await self._call(select)
+
+    async def revoke_token(self, token: str, *, now: datetime | None = None) -> bool:
+        key, at = token_hash(token), _text(now or utc_now())
+        changed = await self._call(lambda connection: connection.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+            (at, key)).rowcount)
+        return changed > 0
+
+    async def revoke_tokens_of_client(self, client_id: str, *,
+                                      now: datetime | None = None) -> int:
+        at = _text(now or utc_now())
+        return await self._call(lambda connection: _revoke_tokens(connection, client_id, at))
+
+    async def remember_jti(self, client_id: str, jti: str, expires_at: datetime, *,
+                           now: datetime | None = None) -> bool:
+        row = (client_id, jti, _text(expires_at), _text(now or utc_now()))
+        changed = await self._call(lambda connection: connection.execute(
+            "INSERT INTO jtis (client_id, jti, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at "
+            "WHERE jtis.expires_at <= ?", row).rowcount)
+        return changed > 0
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        at = _text(now or utc_now())
+
+        def purge(connection: sqlite3.Connection) -> int:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                tokens = connection.execute("DELETE FROM tokens WHERE expires_at <= ?",
+                                            (at,)).rowcount
+                jtis = connection.execute("DELETE FROM jtis WHERE expires_at <= ?",
+                                          (at,)).rowcount
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            return int(tokens) + int(jtis)
+
+        return await self._call(purge)
+
+    def _open(self) -> sqlite3.Connection:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS,
+                                     isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+            _prepare(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        connection = self._connection
+        if connection is None:
+            raise StoreUnavailable("the auth store is not started")
+        return await self._run(lambda: work(connection))
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise StoreUnavailable("the auth store is not started")
+        return await asyncio.get_running_loop().run_in_executor(self._executor,
+                                                                _mapping_errors, work)
+
+
+def _mapping_errors(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except (sqlite3.Error, OSError) as exc:
+        raise store_error(exc) from exc
+
+
+def _prepare(connection: sqlite3.Connection) -> None:
+    """WAL mode, and the schema created or brought up to ``SCHEMA_VERSION``."""
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreUnavailable(f"SQLite refused WAL mode (journal_mode is {mode})")
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailable(f"auth database schema version {version} is newer than this "
+                                   f"server's {SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            for statement in SCHEMA_STATEMENTS:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _revoke_tokens(connection: sqlite3.Connection, client_id: str, at: str) -> int:
+    return int(connection.execute(
+        "UPDATE tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
+        (at, client_id)).rowcount)
+
+
+def _client_row(client: Client) -> tuple[Any, ...]:
+    return (client.client_id, client.name, client.kind, client.scope,
+            json.dumps(list(client.redirect_uris)), client.jwks_url,
+            None if client.jwks is None else json.dumps(client.jwks, separators=(",", ":")),
+            client.secret_hash, client.organization, client.status, _text(client.created))
+
+
+def _client(row: tuple[Any, ...]) -> Client:
+    (client_id, name, kind, scope, redirect_uris, jwks_url, jwks, secret_hash, organization,
+     status, created) = row
+    return Client(client_id=client_id, name=name, kind=cast(ClientKind, kind), scope=scope,
+                  created=datetime.fromisoformat(created),
+                  redirect_uris=tuple(json.loads(redirect_uris)), jwks_url=jwks_url,
+                  jwks=None if jwks is None else json.loads(jwks), secret_hash=secret_hash,
+                  organization=organization, status=cast(ClientStatus, status))
+
+
+def _issued_token(row: tuple[Any, ...]) -> IssuedToken:
+    (key, kind, client_id, scope, subject, context, issued_at, expires_at, revoked_at) = row
+    return IssuedToken(token_hash=key, kind=cast(TokenKind, kind), client_id=client_id,
+                       scope=scope, subject=subject, context=json.loads(context),
+                       issued_at=datetime.fromisoformat(issued_at),
+                       expires_at=datetime.fromisoformat(expires_at),
+                       revoked_at=None if revoked_at is None
+                       else datetime.fromisoformat(revoked_at))
+
+
+def _text(moment: datetime) -> str:
+    return utc_millis(moment).isoformat(timespec="microseconds")
+
+
+def _optional_text(moment: datetime | None) -> str | None:
+    return None if moment is None else _text(moment)
