@@ -43,16 +43,6 @@ class JtiMemory:
         return True
 
 
-@pytest.fixture(scope="module")
-def rsa_key() -> RSAKey | ECKey:
-    return signing_key("RS384", "rsa-1")
-
-
-@pytest.fixture(scope="module")
-def ec_key() -> RSAKey | ECKey:
-    return signing_key("ES384", "ec-1")
-
-
 @pytest.fixture
 def keys(rsa_key: RSAKey, ec_key: ECKey) -> JwksSource:
     return JwksSource.inline({"keys": [public_jwk(rsa_key), public_jwk(ec_key)]})

@@ -15,7 +15,7 @@ from fhir_server.auth.jwks import (
     cache_lifetime,
     check_jwks_url,
 )
-from tests.support.jwks_server import JwksServer, public_jwk, running_jwks_server, signing_key
+from tests.support.jwks_server import JwksServer, public_jwk, running_jwks_server
 
 
 class FakeClock:
@@ -26,16 +26,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def rsa_key() -> RSAKey | ECKey:
-    return signing_key("RS384", "rsa-1")
-
-
-@pytest.fixture(scope="module")
-def ec_key() -> RSAKey | ECKey:
-    return signing_key("ES384", "ec-1")
 
 
 @pytest.fixture
