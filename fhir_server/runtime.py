@@ -6,7 +6,8 @@ run in this order: the guard keeping the guide's resources read-only, the catalo
 check, then the domain hooks. At start, the implementation guide's conformance resources are
 installed in the store. The ``$reindex`` job needs the engine, so its outbox consumer is bound
 here: to the API's engine for in-process delivery, to an engine of the worker's own
-(``worker_consumers``) in a Celery worker.
+(``worker_consumers``) in a Celery worker. The authorization store (clients, issued tokens) is
+opened beside the FHIR store, with the token service that issues into it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fhir_server.auth.factory import open_auth_store
+from fhir_server.auth.model import AuthStore
+from fhir_server.auth.token_endpoint import TokenService
 from fhir_server.crypto.fields import FieldCipher
 from fhir_server.crypto.keys import ConfigurationError, KeyMaterial, load_keys
 from fhir_server.engine.context import EngineContext, Limits
@@ -145,16 +149,26 @@ class Runtime:
     store: Store
     engine: Engine
     dispatcher: OutboxDispatcher | None
+    auth_store: AuthStore
+    tokens: TokenService
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, keys: KeyMaterial | None = None,
-                    hooks: Hooks | None = None, store: Store | None = None) -> Runtime:
-        """Start everything; ``store`` overrides the one the settings name (tests use it)."""
+                    hooks: Hooks | None = None, store: Store | None = None,
+                    auth_store: AuthStore | None = None) -> Runtime:
+        """Start everything; ``store`` and ``auth_store`` override the ones the settings name
+        (tests use them)."""
         keys = keys or load_keys(settings)
         store = store or open_store(settings)
         await store.start()
+        auth_store = auth_store or open_auth_store(settings)
+        try:
+            await auth_store.start()
+        except BaseException:
+            await store.close()
+            raise
         import_consumer_modules(consumer_modules_from_env())
         engine = build_engine(store, keys, settings, hooks)
         await install_guide(engine.ctx, load_guide())
@@ -163,7 +177,8 @@ class Runtime:
         if settings.outbox_dispatch:
             dispatcher = OutboxDispatcher(store, _deliverer(settings, store, engine),
                                           poll_seconds=settings.outbox_poll_seconds)
-        runtime = cls(settings=settings, store=store, engine=engine, dispatcher=dispatcher)
+        runtime = cls(settings=settings, store=store, engine=engine, dispatcher=dispatcher,
+                      auth_store=auth_store, tokens=TokenService(auth_store))
         if dispatcher is not None:
             runtime._task = asyncio.create_task(dispatcher.run(runtime._stop))
         return runtime
@@ -173,4 +188,5 @@ class Runtime:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._task, timeout=10)
+        await self.auth_store.close()
         await self.store.close()

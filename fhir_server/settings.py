@@ -40,7 +40,7 @@ class Settings(BaseSettings):
                     "production; in development a key file is created under the data dir.")
     api_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token accepted by the API until SMART authorization is configured; "
+        description="The operator's bearer token (full access, beside SMART access tokens); "
                     "in development one is generated under the data dir when unset.")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="Largest request body.")
     sqlite_synchronous: str = Field(

@@ -1,7 +1,8 @@
 """The FastAPI application: routes from the route table, FHIR errors, the auth gate, the runtime.
 
 Beside the FHIR base, it serves the implementation guide's package (``/ig/package.tgz`` and its
-manifest ``/ig/package.json``), public like ``/metadata``.
+manifest ``/ig/package.json``), public like ``/metadata``, and the OAuth endpoints of SMART
+Backend Services (``/auth/token``, ``/auth/introspect``, ``/auth/revoke``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from fhir_server import __version__
-from fhir_server.api import handlers
+from fhir_server.api import handlers, oauth
 from fhir_server.api.auth_gate import BearerTokenGate
 from fhir_server.api.capability import MANIFEST_PATH, PACKAGE_PATH, capability_factory
 from fhir_server.api.errors import handle_exception
 from fhir_server.api.router import FhirRoutes
 from fhir_server.api.routes import ROUTES
+from fhir_server.auth.model import AuthStore
 from fhir_server.crypto.keys import load_keys
 from fhir_server.engine.hooks import Hooks
 from fhir_server.engine.instants import now_instant
@@ -50,10 +52,11 @@ class FhirServerApp(FastAPI):
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None,
-               hooks: Hooks | None = None) -> FastAPI:
-    """The ASGI application; the runtime (store, engine, dispatcher) lives with the lifespan.
+               auth_store: AuthStore | None = None, hooks: Hooks | None = None) -> FastAPI:
+    """The ASGI application; the runtime (stores, engine, dispatcher) lives with the lifespan.
 
-    ``store`` replaces the store named by the settings and ``hooks`` adds domain hooks.
+    ``store`` and ``auth_store`` replace the stores named by the settings and ``hooks`` adds
+    domain hooks.
     """
     settings = settings or Settings()
     token = api_token(settings)
@@ -61,7 +64,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings, keys=keys, store=store, hooks=hooks)
+        runtime = await Runtime.start(settings, keys=keys, store=store, auth_store=auth_store,
+                                      hooks=hooks)
         app.state.runtime = runtime
         app.state.engine = runtime.engine
         try:
@@ -72,12 +76,16 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app = FhirServerApp(title="Pictaderm FHIR server", version=__version__, lifespan=lifespan,
                         docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.settings = settings
+    app.state.operator_token = token
     app.state.guide = load_guide()
     app.state.capability_statement = capability_factory(now_instant()[:19] + "Z",
                                                         guide=app.state.guide)
     app.fhir = FhirRoutes(ROUTES, token=token)
     app.add_route(PACKAGE_PATH, handlers.ig_package, methods=["GET"])
     app.add_route(MANIFEST_PATH, handlers.ig_manifest, methods=["GET"])
+    app.add_route(oauth.TOKEN_PATH, oauth.token, methods=["POST", "OPTIONS"])
+    app.add_route(oauth.INTROSPECTION_PATH, oauth.introspect, methods=["POST", "OPTIONS"])
+    app.add_route(oauth.REVOCATION_PATH, oauth.revoke, methods=["POST", "OPTIONS"])
     for exception in (FhirError, StarletteHTTPException, StoreUnavailable, Exception):
         app.add_exception_handler(exception, handle_exception)
     app.add_middleware(BearerTokenGate, token=token)

@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
-from fhir_server.api.auth_gate import authorize, expected_header
+from fhir_server.api.auth_gate import authorize, expected_header, grant_of, scope_refusal
 from fhir_server.api.errors import response_for
-from fhir_server.api.routes import BASE, Handler, RouteSpec
+from fhir_server.api.negotiation import header, media_type
+from fhir_server.api.routes import BASE, CORS_PATHS, Handler, RouteSpec
 from fhir_server.errors import ErrorCode, FhirError
 
 _SHAPE_CACHE_LIMIT = 256
@@ -34,6 +35,9 @@ class _Compiled:
     segments: tuple[str | None, ...]
     names: tuple[str | None, ...]
     handler: Handler
+    interaction: str
+    path: str
+    level: str
 
     @property
     def literals(self) -> int:
@@ -45,7 +49,8 @@ def _compile(spec: RouteSpec) -> _Compiled:
     segments = tuple(_OPERATION if p.startswith("{$") else None if p.startswith("{") else p
                      for p in parts)
     names = tuple(p[1:-1].lstrip("$") if p.startswith("{") else None for p in parts)
-    return _Compiled(spec.method, segments, names, spec.handler)
+    return _Compiled(spec.method, segments, names, spec.handler, spec.interaction, spec.path,
+                     spec.level)
 
 
 def _segment_matches(segment: str | None, part: str) -> bool:
@@ -85,8 +90,8 @@ class FhirRoutes(BaseRoute):
             return Match.NONE, {}
         return Match.FULL, {}
 
-    def _resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        """The handler for a request and its path parameters; 404 or 405 otherwise."""
+    def _resolve(self, method: str, path: str) -> tuple[_Compiled, dict[str, str]]:
+        """The route of a request and its path parameters; 404 or 405 otherwise."""
         parts = [p for p in path[len(BASE):].split("/") if p]
         shape = (method, tuple(p if p in self._literals
                                else _OPERATION if p.startswith(_OPERATION) else None
@@ -97,7 +102,7 @@ class FhirRoutes(BaseRoute):
             if len(self._by_shape) < _SHAPE_CACHE_LIMIT:
                 self._by_shape[shape] = route
         params = {n: p for n, p in zip(route.names, parts, strict=True) if n is not None}
-        return route.handler, params
+        return route, params
 
     def _match(self, method: str, path: str, parts: Sequence[str]) -> _Compiled:
         """The route of the most specific shape (most literal segments) matching the path."""
@@ -122,11 +127,36 @@ class FhirRoutes(BaseRoute):
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authorize, dispatch and answer one FHIR request; every error is an OperationOutcome."""
         request = Request(scope, receive)
-        response = authorize(scope, self._expected)
+        response = await authorize(scope, self._expected)
         if response is None:
             try:
-                handler, scope["path_params"] = self._resolve(scope["method"], scope["path"])
-                response = await handler(request)
+                route, scope["path_params"] = self._resolve(scope["method"], scope["path"])
+                await _check_scopes(request, route)
+                response = await route.handler(request)
             except Exception as exc:
                 response = response_for(request, exc)
+        if scope["path"] in CORS_PATHS:
+            response.headers["Access-Control-Allow-Origin"] = "*"
         await response(scope, receive, send)
+
+
+async def _check_scopes(request: Request, route: _Compiled) -> None:
+    """403 when the request's SMART grant does not allow the route's interaction (the operator,
+    who has no grant, is not checked)."""
+    grant = grant_of(request)
+    if grant is None:
+        return
+    parameters = list(request.query_params.multi_items())
+    if route.path.endswith("/_search") and \
+            media_type(header(request, "content-type")) == "application/x-www-form-urlencoded":
+        form = await request.form()
+        parameters += [(name, str(value)) for name, value in form.multi_items()]
+    conditional_write = route.level == "type" and route.interaction in ("update", "patch",
+                                                                        "delete")
+    conditional_create = (route.interaction == "create"
+                          and header(request, "if-none-exist") is not None)
+    problem = scope_refusal(grant, interaction=route.interaction, route=route.path,
+                            path_params=request.path_params, parameters=parameters,
+                            conditional=conditional_write or conditional_create)
+    if problem is not None:
+        raise FhirError(ErrorCode.FORBIDDEN, problem)

@@ -3,7 +3,8 @@
 Operations (``$name``) have one route per level; which operations exist is the engine's
 ``OperationRegistry``, which the CapabilityStatement lists too. A ``{$operation}`` segment only
 matches a segment starting with ``$`` (and no other parameter segment does: ids and types never
-start with ``$``).
+start with ``$``). SMART discovery (``.well-known/smart-configuration``) is served under the
+FHIR base too, outside the CapabilityStatement's interactions (level ``none``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fhir_server.api import handlers
+from fhir_server.api import handlers, oauth
 
 Handler = Callable[[Request], Awaitable[Response]]
 Level = Literal["instance", "type", "system", "none"]
@@ -36,10 +37,15 @@ class RouteSpec:
 
 
 BASE = "/fhir"
+SMART_CONFIGURATION = "/.well-known/smart-configuration"
+CORS_PATHS = frozenset({BASE + "/metadata", BASE + SMART_CONFIGURATION})
+"""FHIR-base URLs any web origin may read (``Access-Control-Allow-Origin: *``)."""
 
 # Order matters within one URL shape: literal segments before path parameters.
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/metadata", handlers.capability, "capabilities", "none"),
+    RouteSpec("GET", SMART_CONFIGURATION, oauth.smart_configuration, "smart-configuration",
+              "none"),
     RouteSpec("POST", "/{$operation}", handlers.operation_system, OPERATION, "system"),
     RouteSpec("GET", "/{$operation}", handlers.operation_system, OPERATION, "system"),
     RouteSpec("POST", "/{type}/{$operation}", handlers.operation_type, OPERATION, "type"),
