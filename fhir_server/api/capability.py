@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Protocol
+from typing import Final, Protocol
 
 from fhir_server import FHIR_VERSION, __version__
+from fhir_server.api.oauth import INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH, root_of
 from fhir_server.api.routes import system_interactions, type_interactions
 from fhir_server.engine.operations import Operation, OperationRegistry
 from fhir_server.engine.resource_types import known_types
@@ -113,8 +114,7 @@ def capability_statement(base_url: str, *, published: str,
     operations = operations or OperationRegistry()
     rest: ResourceDict = {
         "mode": "server",
-        "security": {"description": "Bearer token required on every endpoint but /metadata "
-                                    "and the implementation guide package (/ig/…)."},
+        "security": _security(base_url),
         "resource": _resources(registry or default_registry(), operations,
                                supported_profiles(guide)),
         "interaction": [{"code": code} for code in system_interactions()],
@@ -142,6 +142,30 @@ def capability_statement(base_url: str, *, published: str,
         statement["implementationGuide"] = [ig["url"]]
     statement["rest"] = [rest]
     return statement
+
+
+SMART_SERVICE: Final = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+    "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile"}
+OAUTH_URIS: Final = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+
+def _security(base_url: str) -> ResourceDict:
+    """``rest.security``, SMART 1 style (clients that discover the server only this way): the
+    service coding and the ``oauth-uris`` extension with the endpoints that exist today (the
+    discovery document is ``.well-known/smart-configuration``)."""
+    root = root_of(base_url)
+    return {
+        "extension": [{"url": OAUTH_URIS, "extension": [
+            {"url": "token", "valueUri": root + TOKEN_PATH},
+            {"url": "introspect", "valueUri": root + INTROSPECTION_PATH},
+            {"url": "revoke", "valueUri": root + REVOCATION_PATH}]}],
+        "cors": True,
+        "service": [SMART_SERVICE],
+        "description": "Bearer token required on every endpoint but /metadata, the SMART "
+                       "discovery document, the OAuth endpoints and the implementation guide "
+                       "package (/ig/…): a SMART access token (Backend Services) or the "
+                       "operator's token."}
 
 
 def capability_factory(published: str, *, guide: Guide | None = None) -> CapabilityStatementOf:

@@ -49,7 +49,11 @@ SYSTEM_SCOPES: Final = ("system/*.cruds", "system/*.rs", "system/*.read", "syste
 
 def public_root(request: Request) -> str:
     """The server's public root URL (the FHIR base without ``/fhir``), where ``/auth/…`` live."""
-    base = base_url(request)
+    return root_of(base_url(request))
+
+
+def root_of(base: str) -> str:
+    """The public root of a FHIR base URL: the base without ``/fhir``."""
     if base.endswith(FHIR_PATH):
         return base[:-len(FHIR_PATH)]
     parts = urlsplit(base)

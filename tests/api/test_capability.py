@@ -41,3 +41,21 @@ async def test_metadata_lists_every_type_and_interaction(api: Api) -> None:
 async def test_metadata_honours_pretty(api: Api) -> None:
     response = await api.anonymous.get("/metadata", params={"_pretty": "true"})
     assert b"\n  " in response.content
+
+
+async def test_metadata_advertises_the_smart_endpoints_the_smart_1_way(api: Api) -> None:
+    """rest.security: the SMART service coding and the oauth-uris extension, for the clients
+    that discover a server only through its CapabilityStatement."""
+    statement = (await api.anonymous.get("/metadata")).json()
+    security = statement["rest"][0]["security"]
+    assert security["service"][0]["coding"][0] == {
+        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+        "code": "SMART-on-FHIR"}
+    uris = next(e for e in security["extension"] if e["url"] ==
+                "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris")
+    found = {e["url"]: e["valueUri"] for e in uris["extension"]}
+    discovery = (await api.anonymous.get("/.well-known/smart-configuration")).json()
+    assert found == {"token": discovery["token_endpoint"],
+                     "introspect": discovery["introspection_endpoint"],
+                     "revoke": discovery["revocation_endpoint"]}
+    assert found["token"] == "http://test/auth/token"
