@@ -1,27 +1,31 @@
-"""Bearer-token gate in front of the API, and the SMART scope check of each FHIR interaction.
+"""Bearer-token gate in front of the API: who the caller is, as an ``Access`` for the engine.
 
 Served without authorization: discovery (``/metadata``, ``/.well-known/smart-configuration``),
 the health check, the implementation guide package (``/ig/…``) and the OAuth endpoints
 (``/auth/…``, which authenticate their callers themselves). Elsewhere a bearer token is either
 the operator token (``FHIR_SERVER_API_TOKEN``; in development generated under the data dir), which
-keeps full access, or an access token this server issued, which puts a ``Grant`` in the request
-state; the router then checks the interaction's scope letter with ``scope_refusal``.
+keeps full access, or an access token this server issued. An access token puts its ``Grant`` and
+its ``Access`` (scopes, launch patient, and the role policy of the account or the client's
+pharmacy) in the request state; the engine applies the access to every query and write
+(``engine/access_control.py``). A token whose account may no longer act (suspended, terminated)
+or whose client was revoked stops working at once: both are looked up on each request.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Mapping
 from typing import Final, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fhir_server.access.access import Access
+from fhir_server.access.principal import Principal
 from fhir_server.api.responses import error_response
 from fhir_server.auth.introspection import Grant, grant_for
 from fhir_server.auth.model import AuthStore
-from fhir_server.auth.scopes import Interaction, permission_letter
+from fhir_server.auth.users import UserDirectory
 from fhir_server.errors import ErrorCode, FhirError
 
 OAUTH_PATHS = frozenset({"/auth/token", "/auth/introspect", "/auth/revoke"})
@@ -33,18 +37,9 @@ OPERATOR = "operator"
 """The request-state key set on requests that presented the operator token."""
 GRANT = "smart_grant"
 """The request-state key holding the ``Grant`` of a request that presented an access token."""
-NOT_YET: Final = "not yet available to SMART tokens (use the operator token)"
-COMPARTMENT_ROUTE: Final = "/Patient/{id}/{type}"
+ACCESS = "access"
+"""The request-state key holding the ``Access`` of a request that presented an access token."""
 _INVALID_TOKEN_CHALLENGE: Final = 'Bearer realm="fhir", error="invalid_token"'
-_REFUSED_INTERACTIONS: Final = {"transaction": "Batch and transaction Bundles",
-                                "batch": "Batch and transaction Bundles",
-                                "operation": "Operations ($name)"}
-_CHECKED: Final[tuple[Interaction, ...]] = (
-    "read", "vread", "history-instance", "search-type", "search-system", "history-type",
-    "history-system", "create", "update", "patch", "delete")
-_INTERACTIONS: Final[dict[str, Interaction]] = {name: name for name in _CHECKED}
-_PUBLIC_INTERACTIONS: Final = frozenset({"capabilities", "smart-configuration"})
-_REVEALING_PARAMETERS: Final = frozenset({"_include", "_revinclude", "_has"})
 
 
 def is_operator(request: Request) -> bool:
@@ -78,6 +73,12 @@ def _operator_header(scope: Scope, expected: bytes) -> bool:
     return False
 
 
+def _users(scope: Scope) -> UserDirectory | None:
+    app = scope.get("app")
+    runtime = getattr(getattr(app, "state", None), "runtime", None)
+    return cast("UserDirectory | None", getattr(runtime, "users", None))
+
+
 def _auth_store(scope: Scope) -> AuthStore | None:
     app = scope.get("app")
     runtime = getattr(getattr(app, "state", None), "runtime", None)
@@ -99,75 +100,52 @@ async def authorize(scope: Scope, expected: bytes) -> Response | None:
     token = bearer_value(scope)
     store = _auth_store(scope)
     grant = None if token is None or store is None else await grant_for(store, token)
-    if grant is None:
+    access = None if grant is None or store is None else await _access_of_grant(
+        store, grant, token or "", _users(scope))
+    if grant is None or access is None:
         return error_response(FhirError(
             ErrorCode.UNAUTHENTICATED, "The bearer token is not valid (unknown, expired or "
                                        "revoked)",
             headers={"WWW-Authenticate": _INVALID_TOKEN_CHALLENGE}))
-    scope.setdefault("state", {})[GRANT] = grant
+    state = scope.setdefault("state", {})
+    state[GRANT] = grant
+    state[ACCESS] = access
     return None
 
 
-def scope_refusal(grant: Grant, *, interaction: str, route: str,
-                  path_params: Mapping[str, str], parameters: Iterable[tuple[str, str]],
-                  conditional: bool) -> str | None:
-    """Why ``grant`` does not allow this interaction (a 403 message), or None when it does.
-
-    ``route``: the route's path template; ``parameters``: the search parameters (URL and form);
-    ``conditional``: a conditional create, update, patch or delete, which also searches.
-    """
-    if interaction in _PUBLIC_INTERACTIONS:
+async def _access_of_grant(store: AuthStore, grant: Grant, token: str,
+                           users: UserDirectory | None) -> Access | None:
+    """The access of a usable token; None when its client was revoked or its account may no
+    longer act (the token is then refused like an invalid one)."""
+    if grant.subject is None:
+        client = await store.get_client(grant.client_id)
+        if client is None or not client.active:
+            return None
+        principal = (Principal(role="system", subject=client.client_id,
+                               organization=client.organization)
+                     if client.organization is not None else None)
+        return Access(principal, grant.scopes, ("system",))
+    person = None if users is None else await users.principal_of(grant.subject)
+    if person is None:
         return None
-    refused = _REFUSED_INTERACTIONS.get(interaction)
-    if refused is not None:
-        return f"{refused} are {NOT_YET}"
-    if route == COMPARTMENT_ROUTE:
-        return f"Compartment searches are {NOT_YET}"
-    asked = _INTERACTIONS.get(interaction)
-    if asked is None:
-        return f"The interaction '{interaction}' is {NOT_YET}"
-    pairs = list(parameters)
-    revealing = _revealing_parameter(name for name, _ in pairs)
-    if revealing is not None:
-        return f"The search parameter '{revealing}' is {NOT_YET}"
-    checks: list[Interaction] = [asked, "search-type"] if conditional else [asked]
-    for resource_type in _types_of(path_params, pairs):
-        for needed in checks:
-            problem = _letter_refusal(grant, needed, resource_type)
-            if problem is not None:
-                return problem
-    return None
+    record = await store.find_token(token)
+    context = record.context if record is not None else {}
+    patient = context.get("patient")
+    return Access(person, grant.scopes, ("user", "patient"),
+                  patient=patient if isinstance(patient, str) else None)
 
 
-def _types_of(path_params: Mapping[str, str], pairs: list[tuple[str, str]]
-              ) -> tuple[str | None, ...]:
-    """The resource types an interaction reaches: the URL's, else those of ``_type``, else all
-    (None)."""
-    if "type" in path_params:
-        return (path_params["type"],)
-    named = tuple(part.strip() for name, value in pairs if name == "_type"
-                  for part in value.split(",") if part.strip())
-    return named or (None,)
+def access_of(request: Request) -> Access | None:
+    """The access limiting a request (None: the operator, unlimited)."""
+    access = request.scope.get("state", {}).get(ACCESS)
+    return access if isinstance(access, Access) else None
 
 
-def _revealing_parameter(names: Iterable[str]) -> str | None:
-    """A parameter that reaches other resources than the ones searched (includes, ``_has``,
-    chains), which SMART tokens may not use yet."""
-    for name in names:
-        if name.split(":", 1)[0] in _REVEALING_PARAMETERS or "." in name:
-            return name
-    return None
-
-
-def _letter_refusal(grant: Grant, interaction: Interaction, resource_type: str | None
-                    ) -> str | None:
-    letter = permission_letter(interaction)
-    needed = f"{grant.context}/{resource_type or '*'}.{letter}"
-    if not grant.scopes.allows(grant.context, interaction, resource_type):
-        return f"This interaction needs the scope '{needed}' (or one covering it)"
-    if grant.scopes.restrictions(grant.context, interaction, resource_type) is not None:
-        return f"Scopes restricted with '?param=value' are {NOT_YET}: ask for '{needed}'"
-    return None
+def principal_of_request(request: Request) -> Principal | None:
+    """The principal behind a request's access token (None: the operator, or a backend
+    client acting for no pharmacy)."""
+    access = access_of(request)
+    return access.principal if access is not None else None
 
 
 def expected_header(token: str) -> bytes:

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fhir_server.api.auth_gate import is_operator
+from fhir_server.api.auth_gate import access_of, is_operator
 from fhir_server.api.negotiation import (
     JSON_PATCH,
     JSON_TYPES,
@@ -43,8 +43,9 @@ from fhir_server.types import ResourceDict
 
 
 def _engine(request: Request) -> Engine:
+    """The engine acting for the request's caller (limited by its access, if any)."""
     engine: Engine = request.app.state.engine
-    return engine
+    return engine.acting_as(access_of(request))
 
 
 def base_url(request: Request) -> str:

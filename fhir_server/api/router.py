@@ -18,9 +18,8 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
-from fhir_server.api.auth_gate import authorize, expected_header, grant_of, scope_refusal
+from fhir_server.api.auth_gate import authorize, expected_header
 from fhir_server.api.errors import response_for
-from fhir_server.api.negotiation import header, media_type
 from fhir_server.api.routes import BASE, CORS_PATHS, Handler, RouteSpec
 from fhir_server.errors import ErrorCode, FhirError
 
@@ -131,32 +130,9 @@ class FhirRoutes(BaseRoute):
         if response is None:
             try:
                 route, scope["path_params"] = self._resolve(scope["method"], scope["path"])
-                await _check_scopes(request, route)
                 response = await route.handler(request)
             except Exception as exc:
                 response = response_for(request, exc)
         if scope["path"] in CORS_PATHS:
             response.headers["Access-Control-Allow-Origin"] = "*"
         await response(scope, receive, send)
-
-
-async def _check_scopes(request: Request, route: _Compiled) -> None:
-    """403 when the request's SMART grant does not allow the route's interaction (the operator,
-    who has no grant, is not checked)."""
-    grant = grant_of(request)
-    if grant is None:
-        return
-    parameters = list(request.query_params.multi_items())
-    if route.path.endswith("/_search") and \
-            media_type(header(request, "content-type")) == "application/x-www-form-urlencoded":
-        form = await request.form()
-        parameters += [(name, str(value)) for name, value in form.multi_items()]
-    conditional_write = route.level == "type" and route.interaction in ("update", "patch",
-                                                                        "delete")
-    conditional_create = (route.interaction == "create"
-                          and header(request, "if-none-exist") is not None)
-    problem = scope_refusal(grant, interaction=route.interaction, route=route.path,
-                            path_params=request.path_params, parameters=parameters,
-                            conditional=conditional_write or conditional_create)
-    if problem is not None:
-        raise FhirError(ErrorCode.FORBIDDEN, problem)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+from fhir_server.engine.access_control import search_clauses
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.search_request import parse_search
 from fhir_server.engine.valuesets import expand_value_sets
@@ -38,7 +39,8 @@ async def find_matches(ctx: EngineContext, resource_type: str, criteria: str,
     if not parsed.clauses:
         raise FhirError(ErrorCode.BAD_PARAMETER,
                         "A conditional operation needs search criteria, not only result parameters")
-    page = await ctx.store.search(SearchQuery(resource_type, parsed.clauses, count=limit))
+    where = search_clauses(ctx, "s", resource_type, (), parsed.clauses)
+    page = await ctx.store.search(SearchQuery(resource_type, where, count=limit))
     return page.matches
 
 

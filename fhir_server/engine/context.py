@@ -1,9 +1,10 @@
 """What every interaction needs: the store, the write validation, the cipher, the indexer, the
-hooks and the custom search-parameter catalogue."""
+hooks, the custom search-parameter catalogue and the caller's access limits."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fhir_server.crypto.fields import FieldCipher
 from fhir_server.engine.hooks import Hooks
@@ -12,6 +13,9 @@ from fhir_server.engine.paging import CursorSigner
 from fhir_server.engine.search_parameters import SearchParameterCatalogue
 from fhir_server.engine.write_validation import WriteValidation
 from fhir_server.storage.protocol import Store
+
+if TYPE_CHECKING:
+    from fhir_server.access.access import Access
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +43,6 @@ class EngineContext:
     """The custom SearchParameters; it switches ``indexer``'s registries when they change."""
     change_events: bool = False
     """Whether every write records a ``resource-changed`` outbox event."""
+    access: Access | None = None
+    """What limits the caller (scopes, role policy); None: unlimited (the operator, the
+    server's own work). Applied by ``engine/access_control.py``."""

@@ -8,8 +8,10 @@ answer, so the next request extracts (and, once ready, searches) with the new de
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypeVar
 
+from fhir_server.engine.access_control import require_operation_allowed
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.interactions import (
     compartment,
@@ -35,6 +37,9 @@ from fhir_server.engine.results import ResourceResult
 from fhir_server.engine.search_parameters import RESOURCE_TYPE as SEARCH_PARAMETER
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.types import ResourceDict
+
+if TYPE_CHECKING:
+    from fhir_server.access.access import Access
 
 Params = Sequence[tuple[str, str]]
 T = TypeVar("T")
@@ -65,8 +70,16 @@ class Engine:
         return self.operations.resolve(name, level=level, resource_type=resource_type)
 
     async def operation(self, operation: Operation, call: OperationCall) -> OperationResult:
-        """Run a resolved operation."""
+        """Run a resolved operation (an operator-only one is refused to a limited caller)."""
+        require_operation_allowed(self.ctx, operation)
         return await operation.handler(self.ctx, call)
+
+    def acting_as(self, access: Access | None) -> Engine:
+        """This engine for a caller limited by ``access`` (None: unlimited): every query and
+        write then goes through ``engine/access_control.py``."""
+        if access is self.ctx.access:
+            return self
+        return Engine(replace(self.ctx, access=access), operations=self.operations)
 
     async def _written(self, touches: bool, write: Awaitable[T]) -> T:
         """Await a write; reload the custom parameters after it when it may change them."""

@@ -62,8 +62,8 @@ class Operation:
 
     ``types``: the resource types of its type- and instance-level invocations (empty: all).
     ``affects_state``: invoked by POST only (GET answers 405), as the R4 operations page says.
-    ``admin_only``: only an operator may call it. The engine declares it; the access policy
-    enforces it (the SMART issue). Until then every caller holds the operator token.
+    ``admin_only``: only the operator may call it (``engine/access_control.py`` refuses it to
+    every limited caller).
     """
 
     name: str

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from fhir_server.crypto.random_pool import random_uuid
+from fhir_server.engine.access_control import check_writes, with_access_tags
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.hooks import PlannedWrite
 from fhir_server.engine.instants import instant_after, now_instant
@@ -84,6 +85,7 @@ def plan_put(ctx: EngineContext, *, resource: ResourceDict, resource_type: str, 
     ``current`` is the latest stored version (None if the resource never existed).
     """
     previous = load(ctx, current) if current is not None and not current.deleted else None
+    resource = with_access_tags(ctx, resource, previous)
     version = (current.version if current is not None else 0) + 1
     last_updated = instant_after(current.last_updated) if current is not None else now_instant()
     stamped = stamp(resource, id, version, last_updated)
@@ -123,9 +125,11 @@ def change_event(write: PlannedWrite) -> OutboxEvent:
 
 
 async def commit_writes(ctx: EngineContext, writes: Sequence[PlannedWrite]) -> None:
-    """Run the before-commit hooks, then store the writes and their events atomically."""
+    """Check the caller may make the writes, run the before-commit hooks, then store the
+    writes and their events atomically."""
     if not writes:
         return
+    await check_writes(ctx, writes)
     events = [change_event(w) for w in writes] if ctx.change_events else []
     events.extend(await ctx.hooks.run_before_commit(writes))
     await ctx.store.commit([w.change for w in writes], events)

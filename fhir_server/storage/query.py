@@ -223,9 +223,18 @@ class AllClause:
     clauses: tuple[Clause, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class NotClause:
+    """``clause`` does not hold. Access policies use it ("not declined by this doctor"); the
+    search syntax has no general negation."""
+
+    clause: Clause
+
+
 Clause: TypeAlias = (IdClause | TypeClause | TokenClause | LastUpdatedClause | TextClause
                      | StringClause | RangeClause | ReferenceClause | UriClause | CompositeClause
-                     | MissingClause | ChainClause | HasClause | AnyClause | AllClause)
+                     | MissingClause | ChainClause | HasClause | AnyClause | AllClause
+                     | NotClause)
 
 
 SortKind: TypeAlias = Literal["string", "token", "date", "number", "quantity", "uri",

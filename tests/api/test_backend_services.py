@@ -212,36 +212,83 @@ async def test_inline_es384_client_with_every_letter_writes(smart: Smart) -> Non
     assert gone.status_code == 410
 
 
-async def test_what_tokens_cannot_do_yet_is_refused(smart: Smart) -> None:
-    await create_patient(smart)
-    token = await access_token(smart, scope="system/*.cruds", client_id=EHR)
+async def observation_of(smart: Smart, patient_id: str, status: str) -> str:
+    created = await smart.http.post("/fhir/Observation", headers=OPERATOR, json={
+        "resourceType": "Observation", "status": status,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+        "subject": {"reference": f"Patient/{patient_id}"}})
+    assert created.status_code == 201, created.text
+    identifier: str = created.json()["id"]
+    return identifier
+
+
+async def test_scopes_are_checked_in_bundles_includes_chains_and_has(smart: Smart) -> None:
+    patient_id = await create_patient(smart)
+    await observation_of(smart, patient_id, "final")
+    token = await access_token(smart, scope="system/Patient.rs", client_id=EHR)
     headers = bearer(token)
     batch = {"resourceType": "Bundle", "type": "batch", "entry": [
-        {"request": {"method": "GET", "url": "Patient"}}]}
-    refused = [
-        await smart.http.post("/fhir", headers=headers, json=batch),
-        await smart.http.get("/fhir/Patient", headers=headers,
-                             params={"_revinclude": "Observation:subject"}),
-        await smart.http.get("/fhir/Observation", headers=headers,
-                             params={"subject.gender": "female"}),
-        await smart.http.get("/fhir/Patient", headers=headers,
-                             params={"_has:Observation:subject:status": "final"}),
-        await smart.http.get("/fhir/Patient/p1/Observation", headers=headers),
-        await smart.http.post("/fhir/Patient/$validate", headers=headers,
-                              json={"resourceType": "Patient"}),
-    ]
-    for response in refused:
-        assert response.status_code == 403, response.text
-        assert "not yet available to SMART tokens" in outcome_text(response)
-    accepted = await smart.http.post("/fhir", headers=OPERATOR, json=batch)
-    assert accepted.status_code == 200
+        {"request": {"method": "GET", "url": "Patient"}},
+        {"request": {"method": "GET", "url": "Observation"}},
+        {"request": {"method": "POST", "url": "Patient"}, "resource": {"resourceType": "Patient"}}]}
+    answered = await smart.http.post("/fhir", headers=headers, json=batch)
+    assert answered.status_code == 200, answered.text
+    statuses = [entry["response"]["status"] for entry in answered.json()["entry"]]
+    assert statuses[0].startswith("200") and statuses[1].startswith("403")
+    assert statuses[2].startswith("403")
+    transaction = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "POST", "url": "Patient"},
+         "resource": {"resourceType": "Patient", "gender": "other"}}]}
+    refused = await smart.http.post("/fhir", headers=headers, json=transaction)
+    assert refused.status_code == 403
+    others = await smart.http.get("/fhir/Patient", headers=OPERATOR, params={"gender": "other"})
+    assert "entry" not in others.json()
+    included = await smart.http.get("/fhir/Patient", headers=headers,
+                                    params={"_id": patient_id,
+                                            "_revinclude": "Observation:subject"})
+    assert included.status_code == 200
+    assert [e["resource"]["resourceType"] for e in included.json()["entry"]] == ["Patient"]
+    for path, params in (("/fhir/Observation", {"subject.gender": "female"}),
+                         ("/fhir/Patient", {"_has:Observation:subject:status": "final"}),
+                         (f"/fhir/Patient/{patient_id}/Observation", {})):
+        response = await smart.http.get(path, headers=headers, params=params)
+        assert response.status_code == 403, (path, response.text)
+    validated = await smart.http.post("/fhir/Patient/$validate", headers=headers,
+                                      json={"resourceType": "Patient"})
+    assert validated.status_code == 200, validated.text
+    reindex = await smart.http.post("/fhir/$reindex", headers=headers, json={
+        "resourceType": "Parameters"})
+    assert reindex.status_code == 403 and "operator" in outcome_text(reindex)
 
 
-async def test_restricted_scopes_are_refused_rather_than_ignored(smart: Smart) -> None:
-    token = await access_token(smart, scope="system/Encounter.rs?status=finished")
-    response = await smart.http.get("/fhir/Encounter", headers=bearer(token))
-    assert response.status_code == 403
-    assert "restricted" in outcome_text(response)
+async def test_restricted_scopes_limit_searches_reads_and_writes(smart: Smart) -> None:
+    patient_id = await create_patient(smart)
+    final = await observation_of(smart, patient_id, "final")
+    preliminary = await observation_of(smart, patient_id, "preliminary")
+    token = await access_token(smart, scope="system/Observation.cruds?status=final",
+                               client_id=EHR)
+    headers = bearer(token)
+    found = await smart.http.get("/fhir/Observation", headers=headers,
+                                 params={"subject": f"Patient/{patient_id}"})
+    assert found.status_code == 200, found.text
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [final]
+    assert found.json()["total"] == 1
+    hidden = await smart.http.get(f"/fhir/Observation/{preliminary}", headers=headers)
+    assert hidden.status_code == 404
+    seen = await smart.http.get(f"/fhir/Observation/{final}", headers=headers)
+    assert seen.status_code == 200
+    body = {"resourceType": "Observation", "status": "preliminary",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}}
+    outside = await smart.http.post("/fhir/Observation", headers=headers, json=body)
+    assert outside.status_code == 403, outside.text
+    inside = await smart.http.post("/fhir/Observation", headers=headers,
+                                   json={**body, "status": "final"})
+    assert inside.status_code == 201, inside.text
+    moved = await smart.http.put(f"/fhir/Observation/{final}", headers=headers, json={
+        **body, "id": final, "status": "amended"})
+    assert moved.status_code == 403
+    not_yours = await smart.http.delete(f"/fhir/Observation/{preliminary}", headers=headers)
+    assert not_yours.status_code == 404
 
 
 @pytest.mark.parametrize("case", [
@@ -252,8 +299,7 @@ async def test_token_refusals(smart: Smart, case: str) -> None:
     if case == "revoked client":
         assert await smart.auth_store.revoke_client(PHARMACY) == 0
     forms: dict[str, dict[str, str]] = {
-        "unsupported grant": token_form(smart.rsa_key, PHARMACY,
-                                        grant_type="authorization_code"),
+        "unsupported grant": token_form(smart.rsa_key, PHARMACY, grant_type="password"),
         "wrong assertion type": token_form(smart.rsa_key, PHARMACY,
                                            client_assertion_type="urn:example:saml"),
         "expired": token_form(smart.rsa_key, PHARMACY, client_assertion=assertion(
@@ -455,18 +501,30 @@ async def test_discovery_lists_only_what_works(smart: Smart) -> None:
     assert response.headers["content-type"].startswith("application/json")
     document = response.json()
     assert document == {
+        "issuer": f"{ORIGIN}/fhir",
+        "jwks_uri": f"{ORIGIN}/auth/jwks",
+        "authorization_endpoint": f"{ORIGIN}/auth/authorize",
         "token_endpoint": TOKEN_URL,
         "introspection_endpoint": f"{ORIGIN}/auth/introspect",
         "revocation_endpoint": f"{ORIGIN}/auth/revoke",
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "management_endpoint": f"{ORIGIN}/accounts",
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "response_types_supported": ["code"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
+                                                  "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
         "scopes_supported": document["scopes_supported"],
-        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+        "capabilities": [
+            "launch-ehr", "launch-standalone", "client-public", "client-confidential-symmetric",
+            "client-confidential-asymmetric", "sso-openid-connect", "context-standalone-patient",
+            "context-ehr-patient", "permission-offline", "permission-patient",
+            "permission-user", "permission-v1", "permission-v2"],
         "code_challenge_methods_supported": ["S256"],
     }
-    assert document["scopes_supported"]
-    assert all(scope.startswith("system/") for scope in document["scopes_supported"])
+    scopes = document["scopes_supported"]
+    assert {"openid", "fhirUser", "launch", "launch/patient", "offline_access"} <= set(scopes)
+    assert any(scope.startswith("system/") for scope in scopes)
+    assert "plain" not in document["code_challenge_methods_supported"]
 
 
 async def test_discovery_follows_the_configured_base_url(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from fhir_server.engine.access_control import require_allowed, require_unlimited_history
 from fhir_server.engine.bundles import (
     CURSOR_PARAM,
     page_links,
@@ -15,7 +16,7 @@ from fhir_server.engine.bundles import (
 )
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.instants import fhir_range
-from fhir_server.engine.interactions.read import not_found
+from fhir_server.engine.interactions.read import not_found, read_current
 from fhir_server.engine.resource_types import require_type, valid_id
 from fhir_server.engine.writing import plaintext_body
 from fhir_server.errors import ErrorCode, FhirError
@@ -56,8 +57,13 @@ async def history(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[s
         require_type(resource_type)
     if id is not None:
         assert resource_type is not None
+        require_allowed(ctx, "r", resource_type)
         if not valid_id(id) or await ctx.store.read(resource_type, id) is None:
             raise not_found(resource_type, id)
+        if ctx.access is not None:
+            await read_current(ctx, resource_type, id)
+    else:
+        require_unlimited_history(ctx, resource_type)
     path = "/".join(p for p in (resource_type, id, "_history") if p)
     page = resume(ctx, path, params)
     own = [(k, v) for k, v in page.params if k in _KNOWN and k != CURSOR_PARAM]

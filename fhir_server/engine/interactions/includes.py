@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from fhir_server.engine.access_control import readable_clauses
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.resource_types import known_types
 from fhir_server.engine.writing import load
@@ -227,9 +228,13 @@ async def _read_targets(ctx: EngineContext, targets: dict[str, list[str]]) -> li
     """The current versions of the targets that exist (deleted or absent ones are skipped)."""
     found: list[StoredVersion] = []
     for resource_type, ids in targets.items():
+        limits = readable_clauses(ctx, resource_type)
+        if limits is None:
+            continue
         for start in range(0, len(ids), BATCH):
             batch = tuple(ids[start:start + BATCH])
-            page = await ctx.store.search(SearchQuery(resource_type, (IdClause(batch),),
+            page = await ctx.store.search(SearchQuery(resource_type,
+                                                      (IdClause(batch), *limits),
                                                       count=len(batch)))
             found.extend(page.matches)
     return found
@@ -243,11 +248,14 @@ async def _referring(ctx: EngineContext, directive: IncludeDirective,
     values = [ReferenceValue(stored.resource_type, stored.id) for stored in frontier
               if directive.target_type in (None, stored.resource_type)]
     found: dict[Key, StoredVersion] = {}
+    limits = readable_clauses(ctx, directive.source_type)
+    if limits is None:
+        return []
     for code in directive.codes:
         for start in range(0, len(values), BATCH):
             page = await ctx.store.search(SearchQuery(
                 directive.source_type,
-                (ReferenceClause(code, tuple(values[start:start + BATCH])),),
+                (ReferenceClause(code, tuple(values[start:start + BATCH])), *limits),
                 count=budget + len(seen)))
             found.update((key, m) for m in page.matches if (key := _key(m)) not in seen)
             if len(found) >= budget:

@@ -9,6 +9,7 @@ from typing import Any, cast
 import orjson
 
 from fhir_server.digits import is_number
+from fhir_server.engine.access_control import search_clauses
 from fhir_server.engine.bundles import CURSOR_PARAM, page_links, parse_count, resume
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.interactions.includes import (
@@ -164,8 +165,9 @@ async def search(ctx: EngineContext, *, base_url: str, params: Sequence[tuple[st
     unsupported = [n for n, _ in page.params
                    if n.split(":")[0] in RESULT_PARAMETERS
                    and n.split(":")[0] not in _HANDLED_RESULT_PARAMS]
-    clauses = (parsed.clauses + ((TypeClause(parsed.types),) if parsed.types else ())
-               + tuple(scope))
+    clauses = search_clauses(
+        ctx, "s", resource_type, parsed.types,
+        parsed.clauses + ((TypeClause(parsed.types),) if parsed.types else ()) + tuple(scope))
     registry = ctx.indexer.search_registry
     includes = parse_includes(page.params, registry)
     sort = _parse_sort(registry, resource_type, parsed.types, page.params)

@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
+from fhir_server.engine.access_control import check_writes
 from fhir_server.engine.conditional import find_matches, multiple_matches
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.hooks import PlannedWrite
@@ -98,6 +99,7 @@ async def write_next_version(ctx: EngineContext, resource_type: str, id: str,
         write = plan_put(ctx, resource=checked.resource, resource_type=resource_type,
                          id=id, current=current, method=method)
         if current is not None and is_identical(write):
+            await check_writes(ctx, [write])
             return ResourceResult.of_stored(current, plaintext_body(ctx, current),
                                             message="No change: the content is identical",
                                             issues=checked.issues)

@@ -42,6 +42,7 @@ from fhir_server.storage.query import (
     IdClause,
     LastUpdatedClause,
     MissingClause,
+    NotClause,
     RangeClause,
     RangeTest,
     ReferenceClause,
@@ -247,6 +248,8 @@ def clause_filter(clause: Clause, joins: Joins = NO_JOINS) -> Document:
             return _any_of([clause_filter(alternative, joins) for alternative in clauses])
         case AllClause(clauses):
             return {"$and": [clause_filter(part, joins) for part in clauses]} if clauses else {}
+        case NotClause(clause=negated):
+            return {"$nor": [clause_filter(negated, joins)]}
         case _:
             assert_never(clause)
 

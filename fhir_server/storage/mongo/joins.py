@@ -25,7 +25,14 @@ from fhir_server.storage.mongo.compile import (
 )
 from fhir_server.storage.mongo.documents import REFERENCE, Document, resource_key
 from fhir_server.storage.protocol import QueryTooCostly
-from fhir_server.storage.query import AllClause, AnyClause, ChainClause, Clause, HasClause
+from fhir_server.storage.query import (
+    AllClause,
+    AnyClause,
+    ChainClause,
+    Clause,
+    HasClause,
+    NotClause,
+)
 
 DEFAULT_JOIN_LIMIT: Final = 10_000
 """How many resources the inner search of one chained or ``_has`` clause may find."""
@@ -50,13 +57,16 @@ async def resolve_joins(resources: AsyncIOMotorCollection[Any], resource_type: s
 
 def _joins_of(where: Sequence[Clause]) -> list[Join]:
     """The chained and ``_has`` clauses on the searched resources themselves: those of
-    ``where`` and, at any depth, of its ``AnyClause`` alternatives (not their inner ones)."""
+    ``where`` and, at any depth, of its ``AnyClause``, ``AllClause`` and ``NotClause`` parts (not
+    their inner searches)."""
     found: list[Join] = []
     for clause in where:
         if isinstance(clause, ChainClause | HasClause):
             found.append(clause)
         elif isinstance(clause, AnyClause | AllClause):
             found.extend(_joins_of(clause.clauses))
+        elif isinstance(clause, NotClause):
+            found.extend(_joins_of((clause.clause,)))
     return found
 
 

@@ -29,6 +29,7 @@ from fhir_server.storage.query import (
     IdClause,
     LastUpdatedClause,
     MissingClause,
+    NotClause,
     RangeClause,
     RangeTest,
     ReferenceClause,
@@ -382,6 +383,9 @@ def _clause(clause: Clause, row: Row, *, drives: bool) -> Sql:
             return _any_clause(clause, row, drives=drives)
         case AllClause(clauses=parts):
             return all_of([_clause(part, row, drives=False) for part in parts])
+        case NotClause(clause=negated):
+            inner = _clause(negated, row, drives=False)
+            return Sql(f"NOT ({inner.text})", inner.params)
         case _:
             assert_never(clause)
 
