@@ -277,3 +277,14 @@ async def test_what_a_pharmacy_writes_is_stamped_with_its_organization(cases: Ca
     with pytest.raises(FhirError) as definitions:
         await claire.create("ValueSet", {"resourceType": "ValueSet", "status": "draft"})
     assert definitions.value.status == 403
+
+
+async def test_a_binary_follows_the_resource_of_its_security_context(cases: Cases) -> None:
+    created = await cases.engine.create("Binary", {
+        "resourceType": "Binary", "contentType": "application/pdf", "data": "JVBERi0=",
+        "securityContext": {"reference": "DocumentReference/report-skin-camille-martin"}})
+    assert (await cases.acting(JULIEN).read("Binary", created.id)).status == 200
+    with pytest.raises(FhirError) as hidden:
+        await cases.acting(SOPHIE).read("Binary", created.id)
+    assert hidden.value.status == 404
+    assert created.id in await ids(cases.acting(CLAIRE), "Binary")
