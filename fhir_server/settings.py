@@ -60,6 +60,42 @@ class Settings(BaseSettings):
         description="What a write with validation errors gets: reject = refused with 422; "
                     "tag = stored with the meta.tag validation-status#invalid (structure "
                     "errors are refused in both modes).")
+    smtp_url: str | None = Field(
+        default=None,
+        description="Where account emails go: smtp://host:port or smtps://user:password@host:port; "
+                    "unset: written as .eml files under <data dir>/mail (development).")
+    mail_from: str = Field(default="Pictaderm <no-reply@pictaderm.localhost>",
+                           description="The From address of account emails.")
+    login_max_failures: int = Field(
+        default=5, description="Failed sign-ins (per account, and per address) within the "
+                               "failure window before a temporary lock-out.")
+    login_failure_window_seconds: int = Field(
+        default=900, description="How long a failed sign-in counts toward the lock-out.")
+    login_lockout_seconds: int = Field(default=900,
+                                       description="How long a lock-out lasts.")
+    email_verification_seconds: int = Field(
+        default=48 * 3600, description="Lifetime of an email verification link.")
+    password_reset_seconds: int = Field(
+        default=3600, description="Lifetime of a single-use password reset link.")
+    oidc_signing_key: SecretStr | None = Field(
+        default=None,
+        description="PEM of the RSA private key that signs ID tokens (RS256). Required in "
+                    "production; in development a key file is created under the data dir.")
+    authorization_code_seconds: int = Field(
+        default=60, description="Lifetime of an authorization code (single use).")
+    app_access_token_seconds: int = Field(
+        default=3600, description="Lifetime of an access token issued to an app (backend "
+                                  "service tokens live at most 300 s).")
+    refresh_token_seconds: int = Field(
+        default=30 * 24 * 3600, description="Lifetime of a refresh token (rotated at each use).")
+    psc_issuer: str | None = Field(
+        default=None,
+        description="Pro Santé Connect issuer URL (its /.well-known/openid-configuration is "
+                    "read); unset: the PSC sign-in button is not offered.")
+    psc_client_id: str | None = Field(default=None,
+                                      description="Our client id registered at Pro Santé Connect.")
+    psc_client_secret: SecretStr | None = Field(
+        default=None, description="Our client secret at Pro Santé Connect.")
     default_page_size: int = 20
     max_page_size: int = 1000
     max_offset: int = 10_000
