@@ -1,15 +1,17 @@
 """The ``fhir-server`` command: serve the API, Celery worker or beat, benchmarks, ig build,
-SMART clients."""
+SMART clients, user accounts."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from fhir_server import __version__
+from fhir_server.accounts.cli import add_admin_commands, run_admin
 from fhir_server.auth.cli import add_clients_parser, run_clients
 
 GIL_SWITCH_SECONDS = 0.0005
@@ -18,6 +20,7 @@ GIL_SWITCH_SECONDS = 0.0005
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from fhir_server.accounts.cli import admin_exists, first_admin_message
     from fhir_server.api.app import create_app
     from fhir_server.crypto.keys import ConfigurationError
     from fhir_server.runtime import token_file
@@ -35,6 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
     where = store if store.startswith("sqlite") else store.split("@")[-1].split("?")[0]
     print(f"Pictaderm FHIR server {__version__} on http://{args.host}:{args.port}/fhir "
           f"(store: {where if store.startswith('sqlite') else 'MongoDB ' + where})", flush=True)
+    if not asyncio.run(admin_exists(settings)):
+        print(first_admin_message(), flush=True)
     path = token_file(settings)
     if path is not None:
         print(f"API bearer token (development): {path.resolve()} — "
@@ -114,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     ig_build.add_argument("--profiles", type=Path, default=None,
                           help="the guide directory (default: the repository's profiles/)")
     add_clients_parser(commands)
+    add_admin_commands(commands)
     commands.add_parser("bench", help="run the REST benchmarks; `bench search` the search "
                         "benchmarks (see tests/perf/)",
                         add_help=False)
@@ -133,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ig_build(args)
     if args.command == "clients":
         return run_clients(args)
+    if args.command == "admin":
+        from fhir_server.settings import Settings
+
+        return run_admin(args, Settings())
     return 2
 
 

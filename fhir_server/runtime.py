@@ -7,7 +7,9 @@ check, then the domain hooks. At start, the implementation guide's conformance r
 installed in the store. The ``$reindex`` job needs the engine, so its outbox consumer is bound
 here: to the API's engine for in-process delivery, to an engine of the worker's own
 (``worker_consumers``) in a Celery worker. The authorization store (clients, issued tokens) is
-opened beside the FHIR store, with the token service that issues into it.
+opened beside the FHIR store, with the token service that issues into it, and the accounts
+(``fhir_server.accounts``) beside it: their emails go through the outbox (topic
+``account-email``), and disabling an account revokes its tokens.
 """
 
 from __future__ import annotations
@@ -17,11 +19,21 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fhir_server.access.access import Access
+from fhir_server.access.principal import Principal
+from fhir_server.accounts.directory import PractitionerDirectory
+from fhir_server.accounts.mail import MAIL_TOPIC, mail_consumers, mailer_for
+from fhir_server.accounts.service import AccountService
+from fhir_server.accounts.store import AccountStore, open_account_store
+from fhir_server.api.oauth import root_of
+from fhir_server.auth.authorization_code import AppAuthorization, Lifetimes
 from fhir_server.auth.factory import open_auth_store
+from fhir_server.auth.id_tokens import id_token_signer
+from fhir_server.auth.launch import PatientAccess
 from fhir_server.auth.model import AuthStore
 from fhir_server.auth.token_endpoint import TokenService
 from fhir_server.crypto.fields import FieldCipher
@@ -40,6 +52,7 @@ from fhir_server.engine.terminology import guide_terminology, terminology_operat
 from fhir_server.engine.validate_operation import OPERATION as VALIDATE
 from fhir_server.engine.write_validation import write_validation
 from fhir_server.engine.writing import CHANGE_TOPIC
+from fhir_server.errors import FhirError
 from fhir_server.ig.package import load_guide
 from fhir_server.outbox.consumers import (
     BoundConsumers,
@@ -101,11 +114,12 @@ def worker_consumers(settings: Settings) -> BoundConsumers:
     the first event of their topics, with the keys the settings name."""
 
     async def build(store: Store) -> Sequence[Consumer]:
-        engine = build_engine(store, load_keys(settings), settings)
+        keys = load_keys(settings)
+        engine = build_engine(store, keys, settings)
         await engine.start()
-        return engine_consumers(engine)
+        return (*engine_consumers(engine), *mail_consumers(settings, keys=keys))
 
-    return BoundConsumers(topics=frozenset({REINDEX_TOPIC}), build=build)
+    return BoundConsumers(topics=frozenset({REINDEX_TOPIC, MAIL_TOPIC}), build=build)
 
 
 def api_token(settings: Settings) -> str:
@@ -130,15 +144,40 @@ def token_file(settings: Settings) -> Path | None:
     return None if settings.api_token is not None else settings.data_dir / API_TOKEN_FILE
 
 
-def _deliverer(settings: Settings, store: Store, engine: Engine) -> Deliverer:
+def _deliverer(settings: Settings, store: Store, engine: Engine,
+               keys: KeyMaterial) -> Deliverer:
     if settings.broker:
         from workers.app import create_app
 
         return CeleryDeliverer(create_app(settings))
     consumers = ConsumerRegistry(parent=registry)
-    for bound in engine_consumers(engine):
+    for bound in (*engine_consumers(engine), *mail_consumers(settings, keys=keys)):
         consumers.register(bound.name, bound.topic, bound.handler)
     return InProcessDeliverer(store, consumers)
+
+
+def patient_access(engine: Engine) -> PatientAccess:
+    """Whether a person may open a patient's record: the patient reads through their role
+    policy (a launch, or the patient chosen in a standalone launch)."""
+
+    async def may_read(principal: Principal, patient_id: str) -> bool:
+        try:
+            await engine.acting_as(Access(principal, scopes=None)).read("Patient", patient_id)
+        except FhirError:
+            return False
+        return True
+
+    return may_read
+
+
+def _token_revoker(auth_store: AuthStore) -> Callable[[str], Awaitable[None]]:
+    """What runs when an account is suspended, terminated or asks to be deleted: its tokens
+    die at once (the gate would refuse them anyway, since it looks the account up)."""
+
+    async def revoke(account_id: str) -> None:
+        await auth_store.revoke_tokens_of_subject(account_id)
+
+    return revoke
 
 
 @dataclass
@@ -151,6 +190,9 @@ class Runtime:
     dispatcher: OutboxDispatcher | None
     auth_store: AuthStore
     tokens: TokenService
+    account_store: AccountStore
+    accounts: AccountService
+    authorization: AppAuthorization
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -164,9 +206,12 @@ class Runtime:
         store = store or open_store(settings)
         await store.start()
         auth_store = auth_store or open_auth_store(settings)
+        account_store = open_account_store(settings)
         try:
             await auth_store.start()
+            await account_store.start()
         except BaseException:
+            await auth_store.close()
             await store.close()
             raise
         import_consumer_modules(consumer_modules_from_env())
@@ -175,10 +220,21 @@ class Runtime:
         await engine.start()
         dispatcher = None
         if settings.outbox_dispatch:
-            dispatcher = OutboxDispatcher(store, _deliverer(settings, store, engine),
+            dispatcher = OutboxDispatcher(store, _deliverer(settings, store, engine, keys),
                                           poll_seconds=settings.outbox_poll_seconds)
+        accounts = AccountService(
+            store=account_store, directory=PractitionerDirectory(engine),
+            mailer=mailer_for(store, settings, keys=keys), settings=settings,
+            public_root=root_of(settings.base_url) if settings.base_url else None,
+            on_disabled=_token_revoker(auth_store))
+        tokens = TokenService(auth_store)
+        authorization = AppAuthorization(
+            store=auth_store, tokens=tokens, users=accounts,
+            patient_access=patient_access(engine), signer=id_token_signer(settings),
+            lifetimes=Lifetimes.from_settings(settings))
         runtime = cls(settings=settings, store=store, engine=engine, dispatcher=dispatcher,
-                      auth_store=auth_store, tokens=TokenService(auth_store))
+                      auth_store=auth_store, tokens=tokens, account_store=account_store,
+                      accounts=accounts, authorization=authorization)
         if dispatcher is not None:
             runtime._task = asyncio.create_task(dispatcher.run(runtime._stop))
         return runtime
@@ -188,5 +244,11 @@ class Runtime:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._task, timeout=10)
+        await self.account_store.close()
         await self.auth_store.close()
         await self.store.close()
+
+    @property
+    def users(self) -> AccountService:
+        """The accounts, as the authorization server meets them (a ``UserDirectory``)."""
+        return self.accounts

@@ -2,7 +2,8 @@
 
 Beside the FHIR base, it serves the implementation guide's package (``/ig/package.tgz`` and its
 manifest ``/ig/package.json``), public like ``/metadata``, and the OAuth endpoints of SMART
-Backend Services (``/auth/token``, ``/auth/introspect``, ``/auth/revoke``).
+Backend Services (``/auth/token``, ``/auth/introspect``, ``/auth/revoke``), and the accounts'
+endpoints (``/accounts/…``, ``/admin/…``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from fhir_server import __version__
-from fhir_server.api import handlers, oauth
+from fhir_server.api import authorize, handlers, oauth
+from fhir_server.api.accounts import ACCOUNT_ROUTES
 from fhir_server.api.auth_gate import BearerTokenGate
 from fhir_server.api.capability import MANIFEST_PATH, PACKAGE_PATH, capability_factory
 from fhir_server.api.errors import handle_exception
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                                       hooks=hooks)
         app.state.runtime = runtime
         app.state.engine = runtime.engine
+        app.state.accounts = runtime.accounts
+        app.state.authorization = runtime.authorization
         try:
             yield
         finally:
@@ -86,6 +90,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.add_route(oauth.TOKEN_PATH, oauth.token, methods=["POST", "OPTIONS"])
     app.add_route(oauth.INTROSPECTION_PATH, oauth.introspect, methods=["POST", "OPTIONS"])
     app.add_route(oauth.REVOCATION_PATH, oauth.revoke, methods=["POST", "OPTIONS"])
+    for route in (*ACCOUNT_ROUTES, *authorize.ROUTES):
+        app.router.routes.append(route)
+    app.add_route(oauth.LAUNCH_PATH, oauth.launch, methods=["POST"])
     for exception in (FhirError, StarletteHTTPException, StoreUnavailable, Exception):
         app.add_exception_handler(exception, handle_exception)
     app.add_middleware(BearerTokenGate, token=token)

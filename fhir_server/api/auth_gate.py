@@ -28,11 +28,19 @@ from fhir_server.auth.model import AuthStore
 from fhir_server.auth.users import UserDirectory
 from fhir_server.errors import ErrorCode, FhirError
 
-OAUTH_PATHS = frozenset({"/auth/token", "/auth/introspect", "/auth/revoke"})
-"""The OAuth endpoints: public to the gate, they authenticate their callers themselves."""
+ACCOUNT_PUBLIC_PATHS = frozenset({"/accounts/register", "/accounts/verify-email",
+                                  "/accounts/forgot-password", "/accounts/reset-password"})
+"""The accounts' endpoints anyone may call (``api/accounts.py``; the others need a token)."""
+OAUTH_PATHS = frozenset({"/auth/token", "/auth/introspect", "/auth/revoke", "/auth/authorize",
+                         "/auth/logout", "/auth/jwks", "/.well-known/openid-configuration",
+                         "/fhir/.well-known/openid-configuration"})
+"""The OAuth and OpenID endpoints: public to the gate, they authenticate their callers
+themselves (``/auth/launch`` is not among them: its caller is a user the gate authenticates)."""
 PUBLIC_PATHS = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration",
-                          "/healthz", "/ig/package.tgz", "/ig/package.json", *OAUTH_PATHS})
-"""Served to anyone: discovery, the health check, the guide package and the OAuth endpoints."""
+                          "/healthz", "/ig/package.tgz", "/ig/package.json", *OAUTH_PATHS,
+                          *ACCOUNT_PUBLIC_PATHS})
+"""Served to anyone: discovery, the health check, the guide package, the OAuth endpoints and
+the accounts' public ones (registration, email verification, password reset)."""
 OPERATOR = "operator"
 """The request-state key set on requests that presented the operator token."""
 GRANT = "smart_grant"

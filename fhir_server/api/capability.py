@@ -16,7 +16,14 @@ from functools import lru_cache
 from typing import Final, Protocol
 
 from fhir_server import FHIR_VERSION, __version__
-from fhir_server.api.oauth import INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH, root_of
+from fhir_server.api.oauth import (
+    AUTHORIZE_PATH,
+    INTROSPECTION_PATH,
+    MANAGEMENT_PATH,
+    REVOCATION_PATH,
+    TOKEN_PATH,
+    root_of,
+)
 from fhir_server.api.routes import system_interactions, type_interactions
 from fhir_server.engine.operations import Operation, OperationRegistry
 from fhir_server.engine.resource_types import known_types
@@ -152,20 +159,23 @@ OAUTH_URIS: Final = "http://fhir-registry.smarthealthit.org/StructureDefinition/
 
 def _security(base_url: str) -> ResourceDict:
     """``rest.security``, SMART 1 style (clients that discover the server only this way): the
-    service coding and the ``oauth-uris`` extension with the endpoints that exist today (the
-    discovery document is ``.well-known/smart-configuration``)."""
+    service coding and the ``oauth-uris`` extension with the same endpoints as the discovery
+    document (``.well-known/smart-configuration``)."""
     root = root_of(base_url)
     return {
         "extension": [{"url": OAUTH_URIS, "extension": [
+            {"url": "authorize", "valueUri": root + AUTHORIZE_PATH},
             {"url": "token", "valueUri": root + TOKEN_PATH},
+            {"url": "manage", "valueUri": root + MANAGEMENT_PATH},
             {"url": "introspect", "valueUri": root + INTROSPECTION_PATH},
             {"url": "revoke", "valueUri": root + REVOCATION_PATH}]}],
         "cors": True,
         "service": [SMART_SERVICE],
-        "description": "Bearer token required on every endpoint but /metadata, the SMART "
-                       "discovery document, the OAuth endpoints and the implementation guide "
-                       "package (/ig/…): a SMART access token (Backend Services) or the "
-                       "operator's token."}
+        "description": "Bearer token required on every endpoint but /metadata, the SMART and "
+                       "OpenID discovery documents, the OAuth endpoints and the implementation "
+                       "guide package (/ig/…): a SMART access token (an app's, or a backend "
+                       "service's) or the operator's token. What a token reaches is its scopes "
+                       "intersected with its account's role policy."}
 
 
 def capability_factory(published: str, *, guide: Guide | None = None) -> CapabilityStatementOf:

@@ -38,13 +38,17 @@ class RouteSpec:
 
 BASE = "/fhir"
 SMART_CONFIGURATION = "/.well-known/smart-configuration"
-CORS_PATHS = frozenset({BASE + "/metadata", BASE + SMART_CONFIGURATION})
+OPENID_CONFIGURATION = "/.well-known/openid-configuration"
+CORS_PATHS = frozenset({BASE + "/metadata", BASE + SMART_CONFIGURATION,
+                        BASE + OPENID_CONFIGURATION})
 """FHIR-base URLs any web origin may read (``Access-Control-Allow-Origin: *``)."""
 
 # Order matters within one URL shape: literal segments before path parameters.
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/metadata", handlers.capability, "capabilities", "none"),
     RouteSpec("GET", SMART_CONFIGURATION, oauth.smart_configuration, "smart-configuration",
+              "none"),
+    RouteSpec("GET", OPENID_CONFIGURATION, oauth.openid_configuration, "openid-configuration",
               "none"),
     RouteSpec("POST", "/{$operation}", handlers.operation_system, OPERATION, "system"),
     RouteSpec("GET", "/{$operation}", handlers.operation_system, OPERATION, "system"),

@@ -1,8 +1,11 @@
-"""The authorization server's records (clients, issued tokens) and the ``AuthStore`` protocol.
+"""The authorization server's records (clients, issued tokens, authorization codes, EHR launches)
+and the ``AuthStore`` protocol.
 
-Tokens are kept by their SHA-256 (``token_hash``), never in clear: whoever reads the database
-cannot use what it holds. Client secrets are kept as scrypt hashes (``client_secrets.py``).
-Times are UTC, kept to the millisecond (the precision both backends store).
+Tokens, codes and launch ids are kept by their SHA-256 (``token_hash``), never in clear: whoever
+reads the database cannot use what it holds. The tokens issued from one authorization (its code,
+then each refresh) share a ``grant_id``, so that the whole family can be revoked at once.
+Client secrets are kept as scrypt hashes (``client_secrets.py``). Times are UTC, kept to the
+millisecond (the precision both backends store).
 Implementation notes: ``docs/implementation/auth-store.md``.
 """
 
@@ -75,7 +78,9 @@ class IssuedToken:
     """An access or refresh token as stored: its hash, never the token itself.
 
     ``context``: the launch context given with it (``patient``, ``encounter``, ``fhirUser``,
-    ``fhirContext``…); ``subject``: the user it was issued to (None for a backend client).
+    ``fhirContext``…); ``subject``: the user it was issued to (None for a backend client);
+    ``grant_id``: the family of tokens issued from one authorization (None for a backend
+    client's token, which has no family).
     """
 
     token_hash: str
@@ -87,14 +92,59 @@ class IssuedToken:
     subject: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     revoked_at: datetime | None = None
+    grant_id: str | None = None
 
     def is_active(self, now: datetime) -> bool:
         """Not revoked and not yet expired at ``now``."""
         return self.revoked_at is None and utc_millis(now) < self.expires_at
 
 
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """An authorization code as stored (RFC 6749 section 4.1.2): its hash, never the code.
+
+    What the token exchange needs: the client and ``redirect_uri`` it was issued to, the
+    ``scope`` granted, the PKCE ``code_challenge`` (S256), the user (``subject``: an account
+    id) and when they signed in (``auth_time``), the OIDC ``nonce``, the ``context`` the tokens
+    will carry, and the ``grant_id`` the tokens issued from it will share.
+    ``consumed_at``: when it was exchanged (a code is single-use).
+    """
+
+    code_hash: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    subject: str
+    grant_id: str
+    auth_time: datetime
+    issued_at: datetime
+    expires_at: datetime
+    context: dict[str, Any] = field(default_factory=dict)
+    nonce: str | None = None
+    consumed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EhrLaunch:
+    """An EHR launch (SMART ``launch`` parameter) as stored, by the hash of its id: the patient
+    (an id), the encounter (an id) and other resources (``fhir_context``: relative references
+    such as ``ServiceRequest/12``) an app is launched for, by whom (``subject``: an account id),
+    until when. ``consumed_at``: when a code was issued with it (a launch is single-use)."""
+
+    launch_hash: str
+    subject: str
+    patient: str
+    issued_at: datetime
+    expires_at: datetime
+    encounter: str | None = None
+    fhir_context: tuple[str, ...] = ()
+    consumed_at: datetime | None = None
+
+
 class AuthStore(Protocol):
-    """Where clients, issued tokens and seen assertion ids (``jti``) live.
+    """Where clients, issued tokens, authorization codes, EHR launches and seen assertion ids
+    (``jti``) live.
 
     Every method is safe to call concurrently. ``now`` arguments default to the current time;
     tests pass their own to move through a lifetime without waiting.
@@ -134,10 +184,47 @@ class AuthStore(Protocol):
                                       now: datetime | None = None) -> int:
         """Revoke every not yet revoked token of the client; how many were revoked."""
 
+    async def revoke_grant(self, grant_id: str, *, now: datetime | None = None) -> int:
+        """Revoke every not yet revoked token of the grant family; how many were revoked."""
+
+    async def revoke_tokens_of_subject(self, subject: str, *,
+                                       now: datetime | None = None) -> int:
+        """Revoke every not yet revoked token issued to the user ``subject`` (an account id);
+        how many were revoked."""
+
+    async def use_refresh_token(self, token: str, *, client_id: str,
+                                now: datetime | None = None) -> IssuedToken | None:
+        """Spend the refresh token ``token`` of ``client_id``: mark it revoked, atomically, and
+        return its record as it was before this call. None when it is unknown, expired at
+        ``now``, not a refresh token or another client's (it is then left alone). A record
+        whose ``revoked_at`` is set was already spent or revoked: a replay."""
+
+    async def save_code(self, code: AuthorizationCode) -> None:
+        """Record an issued authorization code (by its hash)."""
+
+    async def consume_code(self, code: str, *, now: datetime | None = None
+                           ) -> AuthorizationCode | None:
+        """Mark the code (the code itself: it is hashed here) consumed, atomically, and return
+        its record as it was before this call: ``consumed_at`` None for the first exchange, set
+        for a replay. None when unknown, or expired at ``now`` without having been consumed."""
+
+    async def save_launch(self, launch: EhrLaunch) -> None:
+        """Record an EHR launch (by the hash of its id)."""
+
+    async def find_launch(self, launch: str, *, now: datetime | None = None
+                          ) -> EhrLaunch | None:
+        """The launch (the id itself) while usable: None when unknown, consumed or expired."""
+
+    async def consume_launch(self, launch: str, *, now: datetime | None = None
+                             ) -> EhrLaunch | None:
+        """Mark a usable launch consumed, atomically, and return it (consumed); None when it is
+        unknown, already consumed or expired at ``now``."""
+
     async def remember_jti(self, client_id: str, jti: str, expires_at: datetime, *,
                            now: datetime | None = None) -> bool:
         """Record an assertion id until ``expires_at``; False when the client already used it
         and it has not expired at ``now`` (a replay)."""
 
     async def purge_expired(self, now: datetime | None = None) -> int:
-        """Delete the tokens and assertion ids expired at ``now``; how many were deleted."""
+        """Delete the tokens, codes, launches and assertion ids expired at ``now``; how many
+        were deleted."""

@@ -55,7 +55,9 @@ async def test_metadata_advertises_the_smart_endpoints_the_smart_1_way(api: Api)
                 "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris")
     found = {e["url"]: e["valueUri"] for e in uris["extension"]}
     discovery = (await api.anonymous.get("/.well-known/smart-configuration")).json()
-    assert found == {"token": discovery["token_endpoint"],
+    assert found == {"authorize": discovery["authorization_endpoint"],
+                     "token": discovery["token_endpoint"],
+                     "manage": discovery["management_endpoint"],
                      "introspect": discovery["introspection_endpoint"],
                      "revoke": discovery["revocation_endpoint"]}
     assert found["token"] == "http://test/auth/token"

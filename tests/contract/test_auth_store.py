@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 
 from fhir_server.auth.model import (
+    AuthorizationCode,
     AuthStore,
     Client,
     ClientExists,
+    EhrLaunch,
     IssuedToken,
     token_hash,
     utc_now,
@@ -194,3 +197,141 @@ async def test_purge_removes_only_what_expired(
     assert await auth_store.find_token("fresh", now=purge_time) is not None
     assert await auth_store.remember_jti("pharmacy-1", "new-jti", now + timedelta(hours=2),
                                          now=purge_time) is False
+
+
+def _code(code: str, now: datetime, **changes: Any) -> AuthorizationCode:
+    base = AuthorizationCode(
+        code_hash=token_hash(code), client_id="app-1", redirect_uri="https://app.example/cb",
+        scope="openid fhirUser launch/patient patient/*.rs", code_challenge="c" * 43,
+        subject="account-1", grant_id="grant-1", auth_time=now - timedelta(seconds=5),
+        issued_at=now, expires_at=now + timedelta(minutes=1),
+        context={"patient": "p1", "fhirUser": "https://x/fhir/PractitionerRole/r1"},
+        nonce="n-1")
+    return replace(base, **changes)
+
+
+def _launch(launch: str, now: datetime, **changes: Any) -> EhrLaunch:
+    base = EhrLaunch(launch_hash=token_hash(launch), subject="account-1", patient="p1",
+                     encounter="e1", fhir_context=("ServiceRequest/sr1", "Task/t1"),
+                     issued_at=now, expires_at=now + timedelta(minutes=10))
+    return replace(base, **changes)
+
+
+async def test_revoke_grant_revokes_the_whole_family_and_nothing_else(
+        auth_store: AuthStore, now: datetime) -> None:
+    await auth_store.save_token(_token("g1-access", now, grant_id="g1", subject="account-1"))
+    await auth_store.save_token(_token("g1-refresh", now, kind="refresh", grant_id="g1",
+                                       subject="account-1", lifetime=timedelta(days=30)))
+    await auth_store.save_token(_token("g2-access", now, grant_id="g2", subject="account-1"))
+    await auth_store.save_token(_token("backend", now))
+    found = await auth_store.find_token("g1-refresh", now=now)
+    assert found is not None and found.grant_id == "g1"
+    assert await auth_store.revoke_grant("g1", now=now) == 2
+    assert await auth_store.find_token("g1-access", now=now) is None
+    assert await auth_store.find_token("g1-refresh", now=now) is None
+    assert await auth_store.find_token("g2-access", now=now) is not None
+    assert await auth_store.find_token("backend", now=now) is not None
+    assert await auth_store.revoke_grant("g1", now=now) == 0
+    assert await auth_store.revoke_grant("unknown", now=now) == 0
+
+
+async def test_revoke_tokens_of_subject_revokes_every_grant_of_the_user(
+        auth_store: AuthStore, now: datetime) -> None:
+    await auth_store.save_token(_token("a1", now, grant_id="g1", subject="account-1"))
+    await auth_store.save_token(_token("a2", now, grant_id="g2", subject="account-1",
+                                       kind="refresh"))
+    await auth_store.save_token(_token("b1", now, grant_id="g3", subject="account-2"))
+    await auth_store.revoke_token("a1", now=now)
+    assert await auth_store.revoke_tokens_of_subject("account-1", now=now) == 1
+    assert await auth_store.find_token("a2", now=now) is None
+    assert await auth_store.find_token("b1", now=now) is not None
+    assert await auth_store.revoke_tokens_of_subject("account-1", now=now) == 0
+
+
+async def test_a_refresh_token_is_spent_once_and_a_replay_is_told_apart(
+        auth_store: AuthStore, now: datetime) -> None:
+    issued = _token("refresh-1", now, kind="refresh", client_id="app-1", grant_id="g1",
+                    subject="account-1", lifetime=timedelta(days=1))
+    await auth_store.save_token(issued)
+    first = await auth_store.use_refresh_token("refresh-1", client_id="app-1", now=now)
+    assert first == issued  # as it was: not yet revoked
+    assert await auth_store.find_token("refresh-1", now=now) is None
+    later = now + timedelta(seconds=1)
+    replay = await auth_store.use_refresh_token("refresh-1", client_id="app-1", now=later)
+    assert replay is not None and replay.grant_id == "g1"
+    assert replay.revoked_at == now  # the first use's time, unchanged by the replay
+
+
+async def test_a_refresh_token_is_not_spent_by_another_client_or_as_another_kind(
+        auth_store: AuthStore, now: datetime) -> None:
+    await auth_store.save_token(_token("refresh-2", now, kind="refresh", client_id="app-1",
+                                       grant_id="g1", lifetime=timedelta(days=1)))
+    await auth_store.save_token(_token("access-2", now, client_id="app-1", grant_id="g1"))
+    assert await auth_store.use_refresh_token("refresh-2", client_id="other", now=now) is None
+    assert await auth_store.find_token("refresh-2", now=now) is not None  # left alone
+    assert await auth_store.use_refresh_token("access-2", client_id="app-1", now=now) is None
+    assert await auth_store.find_token("access-2", now=now) is not None
+    assert await auth_store.use_refresh_token("unknown", client_id="app-1", now=now) is None
+    expired = now + timedelta(days=1)
+    assert await auth_store.use_refresh_token("refresh-2", client_id="app-1",
+                                              now=expired) is None
+
+
+async def test_an_authorization_code_is_consumed_once_and_a_replay_is_told_apart(
+        auth_store: AuthStore, now: datetime) -> None:
+    issued = _code("code-1", now)
+    await auth_store.save_code(issued)
+    first = await auth_store.consume_code("code-1", now=now)
+    assert first == issued  # every field round-trips; not consumed before this call
+    at = now + timedelta(seconds=2)
+    replay = await auth_store.consume_code("code-1", now=at)
+    assert replay is not None and replay.consumed_at == now and replay.grant_id == "grant-1"
+    # still told apart after the code's expiry, as long as its record is kept
+    assert await auth_store.consume_code("code-1", now=now + timedelta(minutes=2)) == replay
+    assert await auth_store.consume_code(token_hash("code-1"), now=now) is None
+    assert await auth_store.consume_code("unknown", now=now) is None
+
+
+async def test_an_expired_code_that_was_never_used_is_refused(
+        auth_store: AuthStore, now: datetime) -> None:
+    await auth_store.save_code(_code("code-2", now, nonce=None, context={}))
+    assert await auth_store.consume_code("code-2", now=now + timedelta(minutes=1)) is None
+    fresh = await auth_store.consume_code("code-2", now=now + timedelta(seconds=59))
+    assert fresh is not None and fresh.nonce is None and fresh.context == {}
+
+
+async def test_concurrent_exchanges_of_one_code_let_exactly_one_through(
+        auth_store: AuthStore, now: datetime) -> None:
+    await auth_store.save_code(_code("code-3", now))
+    results = await asyncio.gather(*(auth_store.consume_code("code-3", now=now)
+                                     for _ in range(6)))
+    assert all(result is not None for result in results)
+    assert sum(result.consumed_at is None for result in results if result is not None) == 1
+
+
+async def test_an_ehr_launch_is_found_until_consumed_once(
+        auth_store: AuthStore, now: datetime) -> None:
+    stored = _launch("launch-1", now)
+    await auth_store.save_launch(stored)
+    await auth_store.save_launch(_launch("launch-2", now, encounter=None, fhir_context=()))
+    assert await auth_store.find_launch("launch-1", now=now) == stored
+    assert await auth_store.find_launch(token_hash("launch-1"), now=now) is None
+    consumed = await auth_store.consume_launch("launch-1", now=now)
+    assert consumed == replace(stored, consumed_at=now)
+    assert await auth_store.consume_launch("launch-1", now=now) is None
+    assert await auth_store.find_launch("launch-1", now=now) is None
+    other = await auth_store.find_launch("launch-2", now=now)
+    assert other is not None and other.encounter is None and other.fhir_context == ()
+    expired = now + timedelta(minutes=10)
+    assert await auth_store.find_launch("launch-2", now=expired) is None
+    assert await auth_store.consume_launch("launch-2", now=expired) is None
+
+
+async def test_purge_removes_expired_codes_and_launches(
+        auth_store: AuthStore, now: datetime) -> None:
+    await auth_store.save_code(_code("old-code", now))
+    await auth_store.save_code(_code("new-code", now, expires_at=now + timedelta(hours=1)))
+    await auth_store.save_launch(_launch("old-launch", now))
+    purge_time = now + timedelta(minutes=11)
+    assert await auth_store.purge_expired(purge_time) == 2
+    assert await auth_store.consume_code("new-code", now=purge_time) is not None
