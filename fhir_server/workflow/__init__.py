@@ -1,0 +1,1 @@
+"""The tele-expertise workflow: the Task state machine, routing, clarification, completion."""
