@@ -174,7 +174,8 @@ class GuideGuard:
             (item.resource_type, str(item.resource["url"])): item.id
             for item in resources if isinstance(item.resource.get("url"), str)}
 
-    async def check_writes(self, writes: Sequence[PlannedWrite]) -> Sequence[OutboxEvent]:
+    async def check_writes(self, writes: Sequence[PlannedWrite],
+                           ctx: EngineContext) -> Sequence[OutboxEvent]:
         """Refuse any write to a guide resource (405), or claiming a guide canonical (422)."""
         for write in writes:
             self._check(write)

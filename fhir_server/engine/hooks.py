@@ -1,17 +1,23 @@
 """Extension points where domain modules (workflow, privacy, audit, billing) plug into writes.
 
 A before-commit hook sees every write of a commit (a single interaction, or a whole transaction)
-before anything is stored. It may refuse the commit by raising ``FhirError`` (nothing is written),
-and may return outbox events that are committed atomically with the writes.
+before anything is stored, with the engine context of the commit: the store (to read what the
+writes refer to) and the caller's access (``ctx.access``; None for the operator and the server's
+own work). It may refuse the commit by raising ``FhirError`` (nothing is written), and may
+return outbox events that are committed atomically with the writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fhir_server.storage.protocol import Change, OutboxEvent
 from fhir_server.types import ResourceDict
+
+if TYPE_CHECKING:
+    from fhir_server.engine.context import EngineContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +35,8 @@ class PlannedWrite:
         return 201 if self.created else 200
 
 
-BeforeCommitHook = Callable[[Sequence[PlannedWrite]], Awaitable[Sequence[OutboxEvent]]]
+BeforeCommitHook = Callable[[Sequence[PlannedWrite], "EngineContext"],
+                            Awaitable[Sequence[OutboxEvent]]]
 
 
 @dataclass
@@ -43,8 +50,9 @@ class Hooks:
         self.before_commit.append(hook)
         return hook
 
-    async def run_before_commit(self, writes: Sequence[PlannedWrite]) -> list[OutboxEvent]:
+    async def run_before_commit(self, writes: Sequence[PlannedWrite],
+                                ctx: EngineContext) -> list[OutboxEvent]:
         events: list[OutboxEvent] = []
         for hook in self.before_commit:
-            events.extend(await hook(writes))
+            events.extend(await hook(writes, ctx))
         return events

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -55,6 +55,9 @@ from fhir_server.search.registry import Registries, default_registry
 from fhir_server.storage.protocol import OutboxEvent, Store, StoredVersion
 from fhir_server.storage.query import SearchQuery, TokenClause, TokenValue
 from fhir_server.types import ResourceDict
+
+if TYPE_CHECKING:
+    from fhir_server.engine.context import EngineContext
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +199,8 @@ class SearchParameterCatalogue:
             for e in entries}
         await self._store.write_marks(marks)
 
-    async def check_writes(self, writes: Sequence[PlannedWrite]) -> Sequence[OutboxEvent]:
+    async def check_writes(self, writes: Sequence[PlannedWrite],
+                           ctx: EngineContext) -> Sequence[OutboxEvent]:
         """Before-commit hook: refuse (422) an active SearchParameter the server cannot use."""
         written = [w for w in writes if w.change.resource_type == RESOURCE_TYPE]
         if not written:

@@ -131,5 +131,5 @@ async def commit_writes(ctx: EngineContext, writes: Sequence[PlannedWrite]) -> N
         return
     await check_writes(ctx, writes)
     events = [change_event(w) for w in writes] if ctx.change_events else []
-    events.extend(await ctx.hooks.run_before_commit(writes))
+    events.extend(await ctx.hooks.run_before_commit(writes, ctx))
     await ctx.store.commit([w.change for w in writes], events)
