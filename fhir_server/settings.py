@@ -96,6 +96,11 @@ class Settings(BaseSettings):
                                       description="Our client id registered at Pro Santé Connect.")
     psc_client_secret: SecretStr | None = Field(
         default=None, description="Our client secret at Pro Santé Connect.")
+    psc_discovery_url: str | None = Field(
+        default=None,
+        description="Pro Santé Connect's discovery document, when not "
+                    "<issuer>/.well-known/openid-configuration (production PSC publishes "
+                    "<issuer>/.well-known/wallet-openid-configuration).")
     default_page_size: int = 20
     max_page_size: int = 1000
     max_offset: int = 10_000

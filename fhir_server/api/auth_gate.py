@@ -1,8 +1,9 @@
 """Bearer-token gate in front of the API: who the caller is, as an ``Access`` for the engine.
 
 Served without authorization: discovery (``/metadata``, ``/.well-known/smart-configuration``),
-the health check, the implementation guide package (``/ig/…``) and the OAuth endpoints
-(``/auth/…``, which authenticate their callers themselves). Elsewhere a bearer token is either
+the health check, the implementation guide package (``/ig/…``), the OAuth endpoints
+(``/auth/…``, which authenticate their callers themselves) and the Pro Santé Connect sign-in
+(``/auth/psc/…``, where PSC authenticates the person). Elsewhere a bearer token is either
 the operator token (``FHIR_SERVER_API_TOKEN``; in development generated under the data dir), which
 keeps full access, or an access token this server issued. An access token puts its ``Grant`` and
 its ``Access`` (scopes, launch patient, and the role policy of the account or the client's
@@ -36,11 +37,13 @@ OAUTH_PATHS = frozenset({"/auth/token", "/auth/introspect", "/auth/revoke", "/au
                          "/fhir/.well-known/openid-configuration"})
 """The OAuth and OpenID endpoints: public to the gate, they authenticate their callers
 themselves (``/auth/launch`` is not among them: its caller is a user the gate authenticates)."""
+PSC_PATHS = frozenset({"/auth/psc/start", "/auth/psc/callback"})
+"""The Pro Santé Connect sign-in (``api/psc_login.py``): public, PSC authenticates the person."""
 PUBLIC_PATHS = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration",
                           "/healthz", "/ig/package.tgz", "/ig/package.json", *OAUTH_PATHS,
-                          *ACCOUNT_PUBLIC_PATHS})
-"""Served to anyone: discovery, the health check, the guide package, the OAuth endpoints and
-the accounts' public ones (registration, email verification, password reset)."""
+                          *ACCOUNT_PUBLIC_PATHS, *PSC_PATHS})
+"""Served to anyone: discovery, the health check, the guide package, the OAuth endpoints, the
+accounts' public ones (registration, email verification, password reset) and the PSC sign-in."""
 OPERATOR = "operator"
 """The request-state key set on requests that presented the operator token."""
 GRANT = "smart_grant"

@@ -8,7 +8,14 @@ sign-in is only accepted from a form this server rendered recently for exactly t
 parameters. Clickjacking: ``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``.
 What is decided lives in ``fhir_server.auth.authorization_code``; services are found on
 ``app.state.authorization`` (``AppAuthorization``) and ``app.state.settings``.
-Notes: ``docs/implementation/smart-app-launch.md``.
+
+When the runtime holds a Pro Santé Connect client, the page also offers "Se connecter avec Pro
+Santé Connect": a form posting the same parameters and form token to ``/auth/psc/start``
+(``psc_login.py``). Whoever signed in, by password or through PSC, goes on through the same
+code path (``code_or_form``). A person PSC signed in who must still choose the patient gets the
+patient-choice form (``action=choose-patient``), which carries a signed token naming the account
+instead of a password.
+Notes: ``docs/implementation/smart-app-launch.md``, ``pro-sante-connect.md``.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from html import escape
 from typing import Final
 
@@ -51,14 +58,25 @@ from fhir_server.auth.authorization_code import (
     RedirectedError,
     ShownError,
 )
+from fhir_server.auth.pro_sante_connect import ProSanteConnect
 from fhir_server.auth.scopes import ContextScope, ResourceScope, Scope
-from fhir_server.auth.users import SignInRefused
+from fhir_server.auth.users import SignedInUser, SignInRefused
 
 SIGN_IN: Final = "sign-in"
+CHOOSE_PATIENT: Final = "choose-patient"
+"""The action of the patient-choice form of a person already signed in (through PSC)."""
+PSC_START_PATH: Final = "/auth/psc/start"
+PSC_CALLBACK_PATH: Final = "/auth/psc/callback"
+"""Where the Pro Santé Connect sign-in starts and where PSC sends the browser back
+(``psc_login.py`` serves both)."""
 FORM_TOKEN_SECONDS: Final = 900
 """How long a rendered sign-in form may be submitted."""
-USER_FIELDS: Final = frozenset({"action", "form_token", "email", "password", "patient"})
-"""The sign-in form's own fields (everything else is an authorization parameter)."""
+USER_FIELDS: Final = frozenset({"action", "form_token", "email", "password", "patient",
+                                "account"})
+"""The sign-in forms' own fields (everything else is an authorization parameter)."""
+SIGNED_IN_KEY_LABEL: Final = "signed-in form v1"
+"""Label of the key (derived from the ID token signing key) that signs the patient-choice
+form's token; kept apart from the sign-in form's key."""
 _STYLE: Final = (
     "body{font-family:system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1b1f24}"
     "main{max-width:32rem;margin:2rem auto;background:#fff;padding:1.5rem 2rem;"
@@ -108,27 +126,47 @@ class Message:
     en: str
 
 
+FORM_EXPIRED: Final = Message("Le formulaire a expiré : connectez-vous à nouveau.",
+                              "The form has expired: please sign in again.")
+ACCOUNT_UNAVAILABLE: Final = Message(
+    "Ce compte ne peut plus être utilisé : connectez-vous à nouveau.",
+    "This account may no longer be used: please sign in again.")
+NOT_A_FORM: Final = Message(f"Le formulaire doit être envoyé encodé en {FORM}.",
+                            f"The form must be sent as {FORM}.")
+
+
 async def authorize(request: Request) -> Response:
     """``GET``/``POST /auth/authorize``: the sign-in page for a valid request; with
-    ``action=sign-in``, the sign-in itself, answered by a redirect to the app."""
+    ``action=sign-in``, the sign-in itself, answered by a redirect to the app; with
+    ``action=choose-patient``, the patient chosen after a PSC sign-in."""
     if request.method == "POST":
         if media_type(header(request, "content-type")) != FORM:
-            return _error_page(Message("Le formulaire doit être envoyé encodé en "
-                                       f"{FORM}.", f"The form must be sent as {FORM}."))
+            return error_page(NOT_A_FORM)
         form = await request.form()
         if form.get("action") == SIGN_IN:
             return await _sign_in(request, form)
-        items = _string_items(form)
+        if form.get("action") == CHOOSE_PATIENT:
+            return await _choose_patient(request, form)
+        items = form_items(form)
     else:
         items = list(request.query_params.multi_items())
+    checked = await checked_request(request, items)
+    if isinstance(checked, Response):
+        return checked
+    return SignInForm(request, checked).show(None, status=200)
+
+
+async def checked_request(request: Request,
+                          items: Iterable[tuple[str, str]]) -> AuthorizeRequest | Response:
+    """The authorization request of ``items``, checked (again); or the answer when it fails:
+    the error page, or the redirect to the app with the error."""
     try:
-        authorize_request = await _service(request).authorize_request(
+        return await authorization_service(request).authorize_request(
             items, fhir_base=base_url(request))
     except ShownError as error:
-        return _error_page(Message(error.message_fr, error.message_en))
+        return error_page(Message(error.message_fr, error.message_en))
     except RedirectedError as error:
-        return _redirect(error.location)
-    return _sign_in_page(request, authorize_request)
+        return redirect(error.location)
 
 
 async def logout(request: Request) -> Response:
@@ -137,7 +175,7 @@ async def logout(request: Request) -> Response:
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=PREFLIGHT)
     token = bearer_value(request.scope)
-    if token is None or not await _service(request).sign_out(token):
+    if token is None or not await authorization_service(request).sign_out(token):
         challenge = 'Bearer realm="fhir"' + (', error="invalid_token"' if token else "")
         return JSONResponse({"error": "invalid_token",
                              "error_description": "send 'Authorization: Bearer <token>' with "
@@ -186,53 +224,77 @@ def describe_scope(scope: Scope) -> Message:
 async def _sign_in(request: Request, form: FormData) -> Response:
     """The submitted sign-in form: the request checked again, then the form token, the
     credentials and the patient; a redirect with the code, or the form again."""
-    service = _service(request)
-    try:
-        authorize_request = await service.authorize_request(
-            ((name, value) for name, value in _string_items(form) if name not in USER_FIELDS),
-            fhir_base=base_url(request))
-    except ShownError as error:
-        return _error_page(Message(error.message_fr, error.message_en))
-    except RedirectedError as error:
-        return _redirect(error.location)
+    checked = await checked_request(request, authorization_items(form_items(form)))
+    if isinstance(checked, Response):
+        return checked
+    service = authorization_service(request)
     email, password = _field(form, "email").strip(), _field(form, "password")
     patient = _field(form, "patient").strip()
-    again = _Form(request, authorize_request, email=email, patient=patient)
-    if not form_token_valid(service.form_key, _field(form, "form_token"),
-                            authorize_request.parameters):
-        return again.show(Message("Le formulaire a expiré : connectez-vous à nouveau.",
-                                  "The form has expired: please sign in again."), status=400)
+    again = SignInForm(request, checked, email=email, patient=patient)
+    if not form_token_valid(service.form_key, _field(form, "form_token"), checked.parameters):
+        return again.show(FORM_EXPIRED, status=400)
     if not email or not password:
         return again.show(Message("Indiquez votre adresse électronique et votre mot de passe.",
                                   "Enter your email address and your password."), status=400)
     try:
-        location = await service.sign_in(
-            authorize_request, email=email, password=password, address=_address(request),
-            patient=patient or None, fhir_base=base_url(request))
+        user = await service.users.sign_in(email, password, address=_address(request))
     except SignInRefused as refusal:
         return again.refused(refusal)
+    return await code_or_form(again, user, patient=patient or None)
+
+
+async def _choose_patient(request: Request, form: FormData) -> Response:
+    """The patient-choice form of a person already signed in (through PSC): the request
+    checked again, then the signed token naming the account, the account still usable, and
+    the patient; a redirect with the code, or a form again."""
+    checked = await checked_request(request, authorization_items(form_items(form)))
+    if isinstance(checked, Response):
+        return checked
+    service = authorization_service(request)
+    account, email = _field(form, "account"), _field(form, "email")
+    patient = _field(form, "patient").strip()
+    sign_in_again = SignInForm(request, checked, patient=patient)
+    if not account or not form_token_valid(signed_in_key(service), _field(form, "form_token"),
+                                           signed_in_parameters(checked, account, email)):
+        return sign_in_again.show(FORM_EXPIRED, status=400)
+    principal = await service.users.principal_of(account)
+    if principal is None:
+        return sign_in_again.show(ACCOUNT_UNAVAILABLE, status=401)
+    user = SignedInUser(account_id=account, email=email, principal=principal)
+    return await code_or_form(replace(sign_in_again, email=email, signed_in=user), user,
+                              patient=patient or None)
+
+
+async def code_or_form(form: SignInForm, user: SignedInUser, *,
+                       patient: str | None) -> Response:
+    """What follows a sign-in, by password or through PSC: the redirect to the app with a new
+    code; ``form`` again when the patient is missing or may not be opened; the redirect with
+    the error when the launch context cannot be given."""
+    try:
+        location = await authorization_service(form.request).code_location(
+            form.authorize_request, user, patient=patient, fhir_base=base_url(form.request))
     except PatientRefused as refusal:
-        return again.show(Message(refusal.message_fr, refusal.message_en), status=400)
+        return form.show(Message(refusal.message_fr, refusal.message_en), status=400)
     except RedirectedError as error:
-        return _redirect(error.location)
-    return _redirect(location)
+        return redirect(error.location)
+    return redirect(location)
 
 
 @dataclass(frozen=True, slots=True)
-class _Form:
-    """The sign-in page of one request, shown again with what the person typed (never the
-    password) and a message."""
+class SignInForm:
+    """The sign-in page of one request, shown (again) with what the person typed (never the
+    password) and a message. With ``signed_in`` (a person PSC signed in), the page is the
+    patient choice: no credentials asked, a signed token names the account instead."""
 
     request: Request
     authorize_request: AuthorizeRequest
-    email: str
-    patient: str
+    email: str = ""
+    patient: str = ""
+    signed_in: SignedInUser | None = None
 
-    def show(self, message: Message, *, status: int,
+    def show(self, message: Message | None, *, status: int,
              headers: dict[str, str] | None = None) -> Response:
-        return _sign_in_page(self.request, self.authorize_request, message=message,
-                             email=self.email, patient=self.patient, status=status,
-                             headers=headers)
+        return _sign_in_page(self, message=message, status=status, headers=headers)
 
     def refused(self, refusal: SignInRefused) -> Response:
         message = Message(refusal.message_fr, refusal.message_en)
@@ -242,10 +304,28 @@ class _Form:
         return self.show(message, status=401)
 
 
-def _sign_in_page(request: Request, authorize_request: AuthorizeRequest, *,
-                  message: Message | None = None, email: str = "", patient: str = "",
-                  status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    token = form_token(_service(request).form_key, authorize_request.parameters)
+def signed_in_key(service: AppAuthorization) -> bytes:
+    """The key of the patient-choice form's token (derived from the ID token signing key)."""
+    return service.signer.derived_key(SIGNED_IN_KEY_LABEL)
+
+
+def signed_in_parameters(authorize_request: AuthorizeRequest, account: str,
+                         email: str) -> list[tuple[str, str]]:
+    """What the patient-choice form's token covers: the request's parameters and the account
+    that signed in."""
+    return [*authorize_request.parameters, ("account", account), ("email", email)]
+
+
+def psc_of(request: Request) -> ProSanteConnect | None:
+    """The runtime's Pro Santé Connect client; None when PSC sign-in is not configured."""
+    runtime = getattr(request.app.state, "runtime", None)
+    psc = getattr(runtime, "psc", None)
+    return psc if isinstance(psc, ProSanteConnect) else None
+
+
+def _sign_in_page(form: SignInForm, *, message: Message | None, status: int,
+                  headers: dict[str, str] | None) -> Response:
+    authorize_request = form.authorize_request
     app_name = escape(authorize_request.client.name)
     hidden = "".join(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
                      for name, value in authorize_request.parameters)
@@ -253,14 +333,8 @@ def _sign_in_page(request: Request, authorize_request: AuthorizeRequest, *,
     alert = ("" if message is None else
              f'<div role="alert"><p>{escape(message.fr)}</p>'
              f'<p class="en" lang="en">{escape(message.en)}</p></div>')
-    patient_field = ""
-    if authorize_request.asks_patient:
-        patient_field = (
-            '<label for="patient">Identifiant du patient <span class="en" lang="en">'
-            '(patient id)</span></label><input id="patient" name="patient" type="text" '
-            f'required autocomplete="off" value="{escape(patient)}">')
-    elif authorize_request.launch_patient is not None:
-        patient_field = (f'<p>Patient : {escape(authorize_request.launch_patient)}</p>')
+    forms = (_password_forms(form, hidden) if form.signed_in is None
+             else _patient_choice_form(form, form.signed_in, hidden))
     body = (
         '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -269,25 +343,75 @@ def _sign_in_page(request: Request, authorize_request: AuthorizeRequest, *,
         f"<h1>Connexion à Pictaderm <span class=\"en\" lang=\"en\">Sign in</span></h1>"
         f"<p>L'application <strong>{app_name}</strong> demande à :"
         f'<br><span class="en" lang="en">The application <strong>{app_name}</strong> asks '
-        f"to:</span></p><ul>{scopes}</ul>{alert}"
-        f'<form method="post" action="{escape(endpoint_url(request, AUTHORIZE_PATH))}">'
-        f'<input type="hidden" name="action" value="{SIGN_IN}">'
-        f'<input type="hidden" name="form_token" value="{escape(token)}">{hidden}'
-        '<label for="email">Adresse électronique <span class="en" lang="en">(email)</span>'
-        '</label><input id="email" name="email" type="email" required '
-        f'autocomplete="username" value="{escape(email)}">'
-        '<label for="password">Mot de passe <span class="en" lang="en">(password)</span>'
-        '</label><input id="password" name="password" type="password" required '
-        'autocomplete="current-password">'
-        f"{patient_field}"
-        '<button type="submit">Se connecter et autoriser <span lang="en">/ Sign in and '
-        "allow</span></button></form></main></body></html>")
+        f"to:</span></p><ul>{scopes}</ul>{alert}{forms}</main></body></html>")
     return Response(body, status_code=status, media_type="text/html; charset=utf-8",
                     headers={**PAGE_HEADERS, **(headers or {})})
 
 
-def _error_page(message: Message) -> Response:
-    """The page for a request that cannot go back to the app (HTTP 400)."""
+def _password_forms(form: SignInForm, hidden: str) -> str:
+    """The Pro Santé Connect button (when PSC is configured), then the email and password
+    form; both carry the authorization parameters and the form token."""
+    request = form.request
+    token = escape(form_token(authorization_service(request).form_key,
+                              form.authorize_request.parameters))
+    psc = ""
+    if psc_of(request) is not None:
+        psc = (f'<form method="post" action="{escape(endpoint_url(request, PSC_START_PATH))}">'
+               f'<input type="hidden" name="form_token" value="{token}">{hidden}'
+               '<button type="submit">Se connecter avec Pro Santé Connect <span lang="en">/ '
+               "Sign in with Pro Santé Connect</span></button></form>"
+               '<p>Ou avec votre adresse électronique : <span class="en" lang="en">Or with '
+               "your email address:</span></p>")
+    return (
+        f'{psc}<form method="post" action="{escape(endpoint_url(request, AUTHORIZE_PATH))}">'
+        f'<input type="hidden" name="action" value="{SIGN_IN}">'
+        f'<input type="hidden" name="form_token" value="{token}">{hidden}'
+        '<label for="email">Adresse électronique <span class="en" lang="en">(email)</span>'
+        '</label><input id="email" name="email" type="email" required '
+        f'autocomplete="username" value="{escape(form.email)}">'
+        '<label for="password">Mot de passe <span class="en" lang="en">(password)</span>'
+        '</label><input id="password" name="password" type="password" required '
+        'autocomplete="current-password">'
+        f"{_patient_field(form)}"
+        '<button type="submit">Se connecter et autoriser <span lang="en">/ Sign in and '
+        "allow</span></button></form>")
+
+
+def _patient_choice_form(form: SignInForm, user: SignedInUser, hidden: str) -> str:
+    """The form of a person already signed in: the patient, and a signed token naming the
+    account in place of the credentials."""
+    request = form.request
+    service = authorization_service(request)
+    token = form_token(signed_in_key(service),
+                       signed_in_parameters(form.authorize_request, user.account_id, user.email))
+    return (
+        f"<p>Connecté(e) : <strong>{escape(user.email)}</strong><br>"
+        f'<span class="en" lang="en">Signed in: <strong>{escape(user.email)}</strong></span>'
+        f'</p><form method="post" action="{escape(endpoint_url(request, AUTHORIZE_PATH))}">'
+        f'<input type="hidden" name="action" value="{CHOOSE_PATIENT}">'
+        f'<input type="hidden" name="form_token" value="{escape(token)}">'
+        f'<input type="hidden" name="account" value="{escape(user.account_id)}">'
+        f'<input type="hidden" name="email" value="{escape(user.email)}">{hidden}'
+        f"{_patient_field(form)}"
+        '<button type="submit">Continuer et autoriser <span lang="en">/ Continue and '
+        "allow</span></button></form>")
+
+
+def _patient_field(form: SignInForm) -> str:
+    """The patient input of a standalone launch asking ``launch/patient``, or the EHR
+    launch's patient."""
+    authorize_request = form.authorize_request
+    if authorize_request.asks_patient:
+        return ('<label for="patient">Identifiant du patient <span class="en" lang="en">'
+                '(patient id)</span></label><input id="patient" name="patient" type="text" '
+                f'required autocomplete="off" value="{escape(form.patient)}">')
+    if authorize_request.launch_patient is not None:
+        return f"<p>Patient : {escape(authorize_request.launch_patient)}</p>"
+    return ""
+
+
+def error_page(message: Message, *, status: int = 400) -> Response:
+    """The page for a request that cannot go back to the app (HTTP 400 unless told)."""
     body = (
         '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -298,7 +422,7 @@ def _error_page(message: Message) -> Response:
         "<p>Revenez à l'application et réessayez, ou contactez son éditeur."
         '<br><span class="en" lang="en">Go back to the application and try again, or contact '
         "its publisher.</span></p></main></body></html>")
-    return Response(body, status_code=400, media_type="text/html; charset=utf-8",
+    return Response(body, status_code=status, media_type="text/html; charset=utf-8",
                     headers=PAGE_HEADERS)
 
 
@@ -337,8 +461,14 @@ def _form_mac(key: bytes, parameters: Sequence[tuple[str, str]], expires: int) -
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
-def _string_items(form: FormData) -> list[tuple[str, str]]:
+def form_items(form: FormData) -> list[tuple[str, str]]:
+    """The text fields of a submitted form, in order."""
     return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+
+
+def authorization_items(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The authorization parameters among a sign-in form's fields."""
+    return [(name, value) for name, value in items if name not in USER_FIELDS]
 
 
 def _field(form: FormData, name: str) -> str:
@@ -351,10 +481,12 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _redirect(location: str) -> Response:
+def redirect(location: str) -> Response:
+    """302 to ``location``, not to be cached."""
     return RedirectResponse(location, status_code=302, headers=NO_STORE)
 
 
-def _service(request: Request) -> AppAuthorization:
+def authorization_service(request: Request) -> AppAuthorization:
+    """The ``AppAuthorization`` on ``app.state``."""
     service: AppAuthorization = request.app.state.authorization
     return service

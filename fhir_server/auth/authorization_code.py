@@ -178,6 +178,11 @@ class AppAuthorization:
         return self._signer
 
     @property
+    def users(self) -> UserDirectory:
+        """The accounts people sign in to (by password, or by RPPS after Pro Santé Connect)."""
+        return self._users
+
+    @property
     def form_key(self) -> bytes:
         """The key that signs the sign-in form's tokens (derived from the signing key)."""
         if self._form_key is None:
@@ -212,6 +217,15 @@ class AppAuthorization:
         answer the redirect location carrying it; ``PatientRefused`` or ``RedirectedError``
         when the launch context cannot be given."""
         user = await self._users.sign_in(email, password, address=address)
+        return await self.code_location(request, user, patient=patient, fhir_base=fhir_base,
+                                        now=now)
+
+    async def code_location(self, request: AuthorizeRequest, user: SignedInUser, *,
+                            patient: str | None, fhir_base: str,
+                            now: datetime | None = None) -> str:
+        """The redirect location carrying a new code for ``user``, however they signed in
+        (password, Pro Santé Connect); ``PatientRefused`` or ``RedirectedError`` as
+        ``issue_code``."""
         code = await self.issue_code(request, user, patient=patient, fhir_base=fhir_base,
                                      now=now)
         return request.location({"code": code})

@@ -132,7 +132,8 @@ class PscClientConfig:
             raise ValueError("psc_issuer is set: psc_client_id and psc_client_secret are "
                              "required too")
         return cls(issuer=settings.psc_issuer, client_id=settings.psc_client_id,
-                   client_secret=settings.psc_client_secret.get_secret_value())
+                   client_secret=settings.psc_client_secret.get_secret_value(),
+                   discovery_url=settings.psc_discovery_url or None)
 
     def resolved_discovery_url(self) -> str:
         return self.discovery_url or self.issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -212,6 +213,12 @@ class ProSanteConnect:
                 self._metadata = await self._discover()
                 self._metadata_expires_at = self._clock() + self.config.metadata_ttl
             return self._metadata
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this instance was given: its owner calls it once, when the
+        server stops (nothing to close without one)."""
+        if self._http is not None:
+            await self._http.aclose()
 
     async def begin(self, *, redirect_uri: str, return_to: str = "/") -> SignInStart:
         """A new sign-in: the PSC authorization URL to redirect the browser to and the pending
