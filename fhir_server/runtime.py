@@ -9,7 +9,9 @@ here: to the API's engine for in-process delivery, to an engine of the worker's 
 (``worker_consumers``) in a Celery worker. The authorization store (clients, issued tokens) is
 opened beside the FHIR store, with the token service that issues into it, and the accounts
 (``fhir_server.accounts``) beside it: their emails go through the outbox (topic
-``account-email``), and disabling an account revokes its tokens.
+``account-email``), and disabling an account revokes its tokens. When Pro Santé Connect is
+configured (``psc_issuer``), one ``ProSanteConnect`` client is kept for the process's life, with
+its own HTTP client (closed at stop), so its discovery and key caches serve every sign-in.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from fhir_server.access.access import Access
 from fhir_server.access.principal import Principal
 from fhir_server.accounts.directory import PractitionerDirectory
@@ -35,6 +39,7 @@ from fhir_server.auth.factory import open_auth_store
 from fhir_server.auth.id_tokens import id_token_signer
 from fhir_server.auth.launch import PatientAccess
 from fhir_server.auth.model import AuthStore
+from fhir_server.auth.pro_sante_connect import ProSanteConnect, PscClientConfig
 from fhir_server.auth.token_endpoint import TokenService
 from fhir_server.crypto.fields import FieldCipher
 from fhir_server.crypto.keys import ConfigurationError, KeyMaterial, load_keys
@@ -69,6 +74,7 @@ from fhir_server.search.custom import CustomParameter
 from fhir_server.settings import Mode, Settings
 from fhir_server.storage.factory import open_store
 from fhir_server.storage.protocol import Store
+from fhir_server.workflow.task_rules import check_task_writes
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +101,7 @@ def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
         store=store, validation=write_validation(settings.validation_mode, guide=guide),
         cipher=cipher, indexer=indexer,
         hooks=Hooks(before_commit=[GuideGuard(guide).check_writes, catalogue.check_writes,
-                                   *domain]),
+                                   check_task_writes, *domain]),
         cursors=CursorSigner(keys.blind_key),
         limits=Limits(default_page_size=settings.default_page_size,
                       max_page_size=settings.max_page_size, max_offset=settings.max_offset),
@@ -180,6 +186,15 @@ def _token_revoker(auth_store: AuthStore) -> Callable[[str], Awaitable[None]]:
     return revoke
 
 
+def pro_sante_connect(config: PscClientConfig | None) -> ProSanteConnect | None:
+    """The Pro Santé Connect client of the configuration (None: PSC sign-in is not offered),
+    with a shared HTTP client that ``ProSanteConnect.aclose`` closes."""
+    if config is None:
+        return None
+    return ProSanteConnect(config, http=httpx.AsyncClient(timeout=config.timeout,
+                                                          follow_redirects=False))
+
+
 @dataclass
 class Runtime:
     """Everything a running API process holds, started and stopped together."""
@@ -193,6 +208,7 @@ class Runtime:
     account_store: AccountStore
     accounts: AccountService
     authorization: AppAuthorization
+    psc: ProSanteConnect | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -202,6 +218,7 @@ class Runtime:
                     auth_store: AuthStore | None = None) -> Runtime:
         """Start everything; ``store`` and ``auth_store`` override the ones the settings name
         (tests use them)."""
+        psc_config = PscClientConfig.from_settings(settings)
         keys = keys or load_keys(settings)
         store = store or open_store(settings)
         await store.start()
@@ -234,7 +251,8 @@ class Runtime:
             lifetimes=Lifetimes.from_settings(settings))
         runtime = cls(settings=settings, store=store, engine=engine, dispatcher=dispatcher,
                       auth_store=auth_store, tokens=tokens, account_store=account_store,
-                      accounts=accounts, authorization=authorization)
+                      accounts=accounts, authorization=authorization,
+                      psc=pro_sante_connect(psc_config))
         if dispatcher is not None:
             runtime._task = asyncio.create_task(dispatcher.run(runtime._stop))
         return runtime
@@ -244,6 +262,8 @@ class Runtime:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._task, timeout=10)
+        if self.psc is not None:
+            await self.psc.aclose()
         await self.account_store.close()
         await self.auth_store.close()
         await self.store.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from fhir_server.access.policies import Letter, role_reach, stamped_tags
+from fhir_server.access.policies import Letter, new_version_checked, role_reach, stamped_tags
 from fhir_server.access.principal import Principal
 from fhir_server.access.reach import EVERYTHING, Reach, Refused, Within, both, either
 from fhir_server.auth.scopes import (
@@ -59,6 +59,10 @@ class Access:
         return self.principal is not None or self.patient is not None or (
             self.scopes is not None and any(scope.restriction
                                             for scope in self.scopes.resource_scopes))
+
+    def checks_new_version(self, resource_type: str) -> bool:
+        """Whether a write's new version must stay within reach (see ``policies``)."""
+        return self.principal is None or new_version_checked(self.principal, resource_type)
 
     def tags(self) -> tuple[dict[str, str], ...]:
         """The meta.tag Codings stamped on what the caller writes."""

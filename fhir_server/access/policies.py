@@ -103,6 +103,14 @@ DOCTOR_WRITES: Final = frozenset({"DiagnosticReport", "DocumentReference", "Comm
 """What a doctor writes in the cases it owns (besides the Task, in the cases offered too)."""
 
 
+def new_version_checked(principal: Principal, resource_type: str) -> bool:
+    """Whether a write's new version must stay within the writer's reach. A doctor's change of
+    a case Task is a transition of the workflow (decline, refer-up…), which may take the case
+    out of its reach on purpose: the state machine (``workflow/task_rules.py``) governs that
+    version; the version it replaces must still be within reach."""
+    return not (principal.role == "doctor" and resource_type == "Task")
+
+
 def organization_tag(organization: str) -> dict[str, str]:
     """The meta.tag Coding stamped on what a pharmacy writes."""
     return {"system": ORGANIZATION_TAG_SYSTEM, "code": organization}

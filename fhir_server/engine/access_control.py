@@ -197,7 +197,9 @@ async def check_writes(ctx: EngineContext, writes: Sequence[PlannedWrite]) -> No
             await require_readable(ctx, change.resource_type, change.id)
             raise FhirError(ErrorCode.FORBIDDEN, f"You may not change "
                                                  f"{change.resource_type}/{change.id}")
-        if write.resource is not None and not await _candidate_within(
+        if write.resource is not None and (
+                write.previous is None or ctx.access.checks_new_version(change.resource_type)
+        ) and not await _candidate_within(
                 ctx, limit.clause, change.resource_type, change.id, change.index or (),
                 exists=write.previous is not None):
             raise FhirError(ErrorCode.FORBIDDEN,

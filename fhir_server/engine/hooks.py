@@ -4,7 +4,9 @@ A before-commit hook sees every write of a commit (a single interaction, or a wh
 before anything is stored, with the engine context of the commit: the store (to read what the
 writes refer to) and the caller's access (``ctx.access``; None for the operator and the server's
 own work). It may refuse the commit by raising ``FhirError`` (nothing is written), and may
-return outbox events that are committed atomically with the writes.
+return outbox events and further writes — the domain's own effects, such as a Provenance or a
+ServiceRequest closed with its Task — committed atomically with the writes. Those further
+writes are the server's: no access check and no hook runs on them.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ class PlannedWrite:
         return 201 if self.created else 200
 
 
+HookOutput = OutboxEvent | PlannedWrite
+"""What a hook adds to a commit: an outbox event, or a write of the server's own."""
 BeforeCommitHook = Callable[[Sequence[PlannedWrite], "EngineContext"],
-                            Awaitable[Sequence[OutboxEvent]]]
+                            Awaitable[Sequence[HookOutput]]]
 
 
 @dataclass
@@ -51,8 +55,9 @@ class Hooks:
         return hook
 
     async def run_before_commit(self, writes: Sequence[PlannedWrite],
-                                ctx: EngineContext) -> list[OutboxEvent]:
-        events: list[OutboxEvent] = []
+                                ctx: EngineContext) -> list[HookOutput]:
+        """Every hook's events and further writes, in registration order."""
+        added: list[HookOutput] = []
         for hook in self.before_commit:
-            events.extend(await hook(writes, ctx))
-        return events
+            added.extend(await hook(writes, ctx))
+        return added

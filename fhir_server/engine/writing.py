@@ -126,10 +126,13 @@ def change_event(write: PlannedWrite) -> OutboxEvent:
 
 async def commit_writes(ctx: EngineContext, writes: Sequence[PlannedWrite]) -> None:
     """Check the caller may make the writes, run the before-commit hooks, then store the
-    writes and their events atomically."""
+    writes, the hooks' further writes and the events atomically."""
     if not writes:
         return
     await check_writes(ctx, writes)
-    events = [change_event(w) for w in writes] if ctx.change_events else []
-    events.extend(await ctx.hooks.run_before_commit(writes, ctx))
-    await ctx.store.commit([w.change for w in writes], events)
+    added = await ctx.hooks.run_before_commit(writes, ctx)
+    effects = [item for item in added if isinstance(item, PlannedWrite)]
+    events = [item for item in added if isinstance(item, OutboxEvent)]
+    if ctx.change_events:
+        events = [change_event(w) for w in (*writes, *effects)] + events
+    await ctx.store.commit([w.change for w in (*writes, *effects)], events)

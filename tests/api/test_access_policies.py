@@ -97,7 +97,11 @@ async def cases(api: Api) -> Cases:
     port_case[2]["requester"] = {"reference": "PractitionerRole/pharmacist-port"}
     port_case[2]["for"] = {"reference": "Patient/port-patient"}
     port_case[0]["subject"] = {"reference": "Patient/port-patient"}
-    resources += [organization, port, port_patient, *port_case]
+    port_coverage = {**example("Coverage-camille-martin"), "id": "port-coverage",
+                     "beneficiary": {"reference": "Patient/port-patient"}}
+    port_consent = {**example("Consent-exchange-camille-martin"), "id": "port-consent",
+                    "patient": {"reference": "Patient/port-patient"}}
+    resources += [organization, port, port_patient, port_coverage, port_consent, *port_case]
     for resource in resources:
         if resource["resourceType"] in ("ImplementationGuide",) or "id" not in resource:
             continue
@@ -134,7 +138,7 @@ async def test_a_pharmacist_sees_the_cases_of_its_pharmacy_only(cases: Cases) ->
     assert {"camille-martin", "lucas-bernard"} <= await ids(claire, "Patient")
     assert await ids(port, "Media") == {"port-case-photo"}
     assert "port-case-photo" not in await ids(claire, "Media")
-    assert await ids(port, "Coverage") == set()
+    assert await ids(port, "Coverage") == {"port-coverage"}
     assert await ids(claire, "Coverage") == {"camille-martin", "lucas-bernard"}
     assert await ids(claire, "DiagnosticReport") == {"skin-camille-martin"}
     assert await ids(port, "Organization") >= {"pharmacie-du-centre", "pharmacie-du-port"}
@@ -247,7 +251,10 @@ async def test_doctors_write_only_in_the_cases_they_own(cases: Cases) -> None:
     nadia = cases.acting(NADIA)
     task = resource_of(await cases.engine.read("Task", "offered-t2"))
     claimed = {**task, "status": "accepted",
-               "owner": {"reference": "PractitionerRole/tier-2-nadia-haddad"}}
+               "owner": {"reference": "PractitionerRole/tier-2-nadia-haddad"},
+               "businessStatus": {"coding": [{
+                   "system": "https://fhir.pictaderm.com/CodeSystem/task-business-status",
+                   "code": "claimed"}]}}
     claimed.pop("meta", None)
     assert (await nadia.update("Task", "offered-t2", claimed)).status == 200
     assert "offered-t2" in await ids(nadia, "Task")
