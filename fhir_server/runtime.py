@@ -74,6 +74,7 @@ from fhir_server.search.custom import CustomParameter
 from fhir_server.settings import Mode, Settings
 from fhir_server.storage.factory import open_store
 from fhir_server.storage.protocol import Store
+from fhir_server.workflow.operations import task_operations
 from fhir_server.workflow.task_rules import check_task_writes
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
                       max_page_size=settings.max_page_size, max_offset=settings.max_offset),
         search_parameters=catalogue, change_events=change_events)
     return Engine(ctx, operations=OperationRegistry(
-        [REINDEX, VALIDATE, *terminology_operations(guide_terminology(guide))]))
+        [REINDEX, VALIDATE, *terminology_operations(guide_terminology(guide)),
+         *task_operations()]))
 
 
 def engine_consumers(engine: Engine) -> tuple[Consumer, ...]:

@@ -19,6 +19,7 @@ from fhir_server.engine.hooks import PlannedWrite
 from fhir_server.engine.operations import Operation
 from fhir_server.errors import ErrorCode, FhirError
 from fhir_server.storage.index import IndexEntry, ReferenceEntry, TokenEntry
+from fhir_server.storage.protocol import VersionConflict
 from fhir_server.storage.query import (
     AllClause,
     AnyClause,
@@ -192,6 +193,8 @@ async def check_writes(ctx: EngineContext, writes: Sequence[PlannedWrite]) -> No
             raise forbidden(limit)
         if not isinstance(limit, Within):
             continue
+        if write.previous is not None:
+            await _require_unchanged(ctx, write)
         if write.previous is not None and not await _stored_within(
                 ctx, change.resource_type, change.id, limit.clause):
             await require_readable(ctx, change.resource_type, change.id)
@@ -205,6 +208,17 @@ async def check_writes(ctx: EngineContext, writes: Sequence[PlannedWrite]) -> No
             raise FhirError(ErrorCode.FORBIDDEN,
                             f"This {change.resource_type} would be outside what you may write "
                             "(a case of your pharmacy, or a case you own)")
+
+
+async def _require_unchanged(ctx: EngineContext, write: PlannedWrite) -> None:
+    """The reach is checked on the stored version: when someone wrote since this write was
+    planned, the write is stale — ``VersionConflict`` (the writer retries or answers 409/412)
+    rather than a verdict on a version the caller never saw."""
+    change = write.change
+    stored = await ctx.store.read(change.resource_type, change.id)
+    actual = stored.version if stored is not None else 0
+    if actual != change.expected_version:
+        raise VersionConflict(change.resource_type, change.id, change.expected_version, actual)
 
 
 async def _stored_within(ctx: EngineContext, resource_type: str, id: str,

@@ -1,0 +1,137 @@
+"""A skin case of the guide's examples with fresh ids, and the engine driven as each
+principal: shared by the workflow tests."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from fhir_server.access.access import Access
+from fhir_server.access.principal import Principal
+from fhir_server.engine.engine import Engine
+from fhir_server.engine.operations import OperationCall
+from fhir_server.engine.results import ResourceResult
+from fhir_server.storage.query import ReferenceClause, ReferenceValue, SearchQuery
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "profiles" / "examples"
+BASE = "http://test/fhir"
+STATUS = "https://fhir.pictaderm.com/CodeSystem/task-business-status"
+DECLINED = "https://fhir.pictaderm.com/StructureDefinition/pictaderm-task-declined-by"
+JPEG = base64.b64encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(300)).decode()
+CLAIRE = Principal("pharmacist", "claire", practitioner="Practitioner/claire-dubois",
+                   practitioner_role="PractitionerRole/pharmacist-claire-dubois",
+                   organization="Organization/pharmacie-du-centre")
+JULIEN = Principal("doctor", "julien", practitioner="Practitioner/julien-moreau",
+                   practitioner_role="PractitionerRole/tier-1-julien-moreau", tier="tier-1")
+OTHER_GP = Principal("doctor", "paul", practitioner_role="PractitionerRole/tier-1-paul",
+                     tier="tier-1")
+DIRECTORY = ("Organization-pharmacie-du-centre", "Practitioner-claire-dubois",
+             "Practitioner-julien-moreau", "PractitionerRole-pharmacist-claire-dubois",
+             "PractitionerRole-tier-1-julien-moreau")
+
+
+def example(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return loaded
+
+
+def status(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": STATUS, "code": code}]}
+
+
+def resource_of(result: ResourceResult) -> dict[str, Any]:
+    assert result.body is not None
+    loaded: dict[str, Any] = json.loads(result.body)
+    return loaded
+
+
+def skin_case(*, consent: bool = True, task_status: str = "requested") -> list[dict[str, Any]]:
+    """The skin example case with fresh ids ``c-…`` and a real JPEG photo, as resources."""
+    patient = {**example("Patient-camille-martin"), "id": "c-patient"}
+    coverage = {**example("Coverage-camille-martin"), "id": "c-coverage",
+                "beneficiary": {"reference": "Patient/c-patient"}}
+    agreed = {**example("Consent-exchange-camille-martin"), "id": "c-consent",
+              "patient": {"reference": "Patient/c-patient"}}
+    response = {**example("QuestionnaireResponse-skin-camille-martin"), "id": "c-form",
+                "subject": {"reference": "Patient/c-patient"},
+                "basedOn": [{"reference": "ServiceRequest/c-request"}]}
+    photo = {"resourceType": "Binary", "id": "c-photo-bytes", "contentType": "image/jpeg",
+             "data": JPEG}
+    media = copy.deepcopy(example("Media-skin-camille-martin-1"))
+    media.update({"id": "c-photo", "subject": {"reference": "Patient/c-patient"},
+                  "basedOn": [{"reference": "ServiceRequest/c-request"}]})
+    media["content"] = {"contentType": "image/jpeg", "url": "Binary/c-photo-bytes"}
+    request = {**example("ServiceRequest-skin-camille-martin"), "id": "c-request",
+               "subject": {"reference": "Patient/c-patient"},
+               "supportingInfo": [{"reference": "QuestionnaireResponse/c-form"},
+                                  {"reference": "Media/c-photo"}],
+               "insurance": [{"reference": "Coverage/c-coverage"}]}
+    task = copy.deepcopy(example("Task-skin-camille-martin"))
+    task.update({"id": "c-task", "status": task_status,
+                 "businessStatus": status("awaiting-claim" if task_status == "requested"
+                                          else "draft"),
+                 "focus": {"reference": "ServiceRequest/c-request"},
+                 "for": {"reference": "Patient/c-patient"}})
+    for key in ("owner", "output", "statusReason"):
+        task.pop(key, None)
+    return [patient, coverage, *([agreed] if consent else []), response, photo, media,
+            request, task]
+
+
+def transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": resource,
+         "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}}
+        for resource in resources]}
+
+
+class Desk:
+    """The engine as each principal, on a store holding the directory."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def acting(self, principal: Principal) -> Engine:
+        return self.engine.acting_as(Access(principal, scopes=None))
+
+    async def task(self) -> dict[str, Any]:
+        return resource_of(await self.engine.read("Task", "c-task"))
+
+    async def move(self, principal: Principal, **changes: Any) -> dict[str, Any]:
+        """PUT the Task with ``changes`` (None removes an element) as ``principal``."""
+        task = await self.task()
+        for key, value in changes.items():
+            if value is None:
+                task.pop(key, None)
+            else:
+                task[key] = value
+        return resource_of(await self.acting(principal).update("Task", "c-task", task))
+
+    async def transitions(self) -> list[str]:
+        page = await self.engine.ctx.store.search(SearchQuery(
+            "Provenance", (ReferenceClause("target", (ReferenceValue("Task", "c-task"),)),),
+            count=50))
+        found = [json.loads(self.engine.ctx.cipher.open_stored(
+            m.body or b"", f"Provenance/{m.id}")) for m in page.matches]
+        return [p["activity"]["coding"][0]["code"]
+                for p in sorted(found, key=lambda p: p["recorded"])]
+
+    async def invoke(self, principal: Principal | None, name: str,
+                     *parameters: dict[str, Any]) -> dict[str, Any]:
+        """``POST Task/c-task/$name`` with ``parameters`` as ``principal`` (None: operator)."""
+        engine = self.engine if principal is None else self.acting(principal)
+        operation = engine.resolve_operation(name, level="instance", resource_type="Task")
+        result = await engine.operation(operation, OperationCall(
+            name=name, level="instance", base_url=BASE, resource_type="Task", id="c-task",
+            parameters={"resourceType": "Parameters", "parameter": list(parameters)}))
+        return result.resource
+
+    async def load_directory(self) -> None:
+        for name in DIRECTORY:
+            resource = example(name)
+            await self.engine.update(resource["resourceType"], resource["id"], resource)
+
+
