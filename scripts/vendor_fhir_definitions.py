@@ -2,10 +2,11 @@
 
 The server ships only what it uses of the official definitions, slimmed of prose and mappings
 so the copy stays small: StructureDefinitions, search parameters, the Patient compartment and
-the ValueSets (FHIR, v3 and v2, their ``compose`` only: the codes, filters and included value
-sets that decide membership; displays and expansions left out) and the CodeSystems of complete
-content, reduced to their codes and hierarchy (nested concepts, parent/child properties) for
-token ``:below``/``:above`` and the validator. Run from the repository root:
+the ValueSets (FHIR, v3 and v2, their ``compose`` only: the codes with their displays, filters
+and included value sets that decide membership; expansions left out) and the CodeSystems of
+complete content, reduced to their codes, displays and hierarchy (nested concepts, parent/child
+properties) for ``$lookup``, ``$expand``, token ``:below``/``:above`` and the validator. Run
+from the repository root:
 
     python scripts/vendor_fhir_definitions.py [--source ../shared/fhir-r4]
 
@@ -139,7 +140,8 @@ def _slim_include(include: dict[str, Any]) -> dict[str, Any]:
     slim: dict[str, Any] = {k: include[k] for k in ("system", "version", "filter", "valueSet")
                             if k in include}
     if "concept" in include:
-        slim["concept"] = [{"code": concept["code"]} for concept in include["concept"]]
+        slim["concept"] = [{key: concept[key] for key in ("code", "display") if key in concept}
+                           for concept in include["concept"]]
     return slim
 
 
@@ -179,6 +181,8 @@ def _slim_concepts(concepts: list[dict[str, Any]], links: frozenset[str]) -> lis
     slim: list[dict[str, Any]] = []
     for concept in concepts:
         kept: dict[str, Any] = {"code": concept["code"]}
+        if "display" in concept:
+            kept["display"] = concept["display"]
         properties = [{"code": p["code"], "valueCode": p["valueCode"]}
                       for p in concept.get("property", ())
                       if p.get("code") in links and "valueCode" in p]
@@ -193,7 +197,7 @@ def _slim_concepts(concepts: list[dict[str, Any]], links: frozenset[str]) -> lis
 def _slim_code_system(code_system: dict[str, Any]) -> dict[str, Any]:
     parents, children = link_properties(code_system)
     links = parents | children
-    kept = ("resourceType", "url", "content", "hierarchyMeaning")
+    kept = ("resourceType", "url", "version", "name", "title", "content", "hierarchyMeaning")
     slim: dict[str, Any] = {key: code_system[key] for key in kept if key in code_system}
     declared = [{key: p[key] for key in ("code", "uri", "type") if key in p}
                 for p in code_system.get("property", ()) if p.get("code") in links]

@@ -213,8 +213,10 @@ async def test_lookup_a_core_code_with_its_hierarchy(api: Api) -> None:
     assert "CASH" in children and "CC" in children
     versioned = await api.client.get("/CodeSystem/$lookup", params={
         "system": "http://hl7.org/fhir/administrative-gender", "code": "female",
-        "version": "4.0.1"})  # the vendored core code systems state no version: any matches
-    assert _outputs(_ok(versioned))["name"] == "http://hl7.org/fhir/administrative-gender"
+        "version": "4.0.1"})
+    found = _outputs(_ok(versioned))
+    assert (found["name"], found["version"], found["display"]) == (
+        "AdministrativeGender", "4.0.1", "Female")
 
 
 async def test_lookup_refusals(api: Api) -> None:
@@ -306,7 +308,7 @@ async def test_code_system_validate_code(api: Api) -> None:
     assert other_system["result"] is False and "http://x.org" in other_system["message"]
     core = _outputs(_ok(await api.client.get("/CodeSystem/$validate-code", params={
         "url": "http://hl7.org/fhir/administrative-gender", "code": "female"})))
-    assert core == {"result": True}
+    assert core == {"result": True, "display": "Female"}
     not_held = await api.client.get("/CodeSystem/$validate-code", params={
         "url": "http://loinc.org", "code": "8310-5"})
     _refused(not_held, 404, "not-found")

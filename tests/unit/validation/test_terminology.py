@@ -36,12 +36,15 @@ def test_vendored_value_sets_are_r4_and_slim() -> None:
             assert value_set.get("version") == "4.0.1", url
         assert "text" not in value_set and "expansion" not in value_set, url
         for include in value_set["compose"].get("include", []):
-            assert all(set(concept) == {"code"} for concept in include.get("concept", [])), url
+            assert all(set(concept) <= {"code", "display"} and "code" in concept
+                       for concept in include.get("concept", [])), url
     assert "http://hl7.org/fhir/ValueSet/detectedissue-status" not in value_sets()
 
 
 def test_core_code_systems_are_read_from_the_vendored_file() -> None:
-    assert "http://hl7.org/fhir/task-status" in code_systems()
+    task_status = code_systems()["http://hl7.org/fhir/task-status"]
+    assert (task_status["name"], task_status["version"]) == ("TaskStatus", "4.0.1")
+    assert {"code": "requested", "display": "Requested"} in task_status["concept"]
     assert core_terminology() is core_terminology()
 
 
