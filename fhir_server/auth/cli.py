@@ -92,6 +92,12 @@ def run_clients(args: argparse.Namespace) -> int:
         return STORE_FAILURE
 
 
+def new_client_id() -> str:
+    """A fresh client id: 128 random bits in lower-case hex, so that it never starts with
+    ``-`` (which command lines would read as an option) and survives any URL or form."""
+    return secrets.token_hex(16)
+
+
 def registration_from(args: argparse.Namespace) -> Registration:
     """The client ``clients add`` describes; raises ClientInputError for invalid options."""
     from fhir_server.auth.client_secrets import hash_secret, new_client_secret
@@ -106,7 +112,7 @@ def registration_from(args: argparse.Namespace) -> Registration:
     kind = _kind(public=args.public, secret=args.secret, has_keys=bool(jwks_url or jwks),
                  redirect_uris=redirect_uris)
     secret = new_client_secret() if args.secret else None
-    client = Client(client_id=secrets.token_urlsafe(18), name=_checked_name(args.name),
+    client = Client(client_id=new_client_id(), name=_checked_name(args.name),
                     kind=kind, scope=scope, created=utc_now(), redirect_uris=redirect_uris,
                     jwks_url=jwks_url, jwks=jwks,
                     secret_hash=None if secret is None else hash_secret(secret),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_server.auth.cli import new_client_id
 from fhir_server.auth.client_secrets import hash_secret, new_client_secret, verify_secret
 
 
@@ -53,3 +54,9 @@ def test_the_cost_stored_with_a_hash_is_the_one_used() -> None:
 def test_an_empty_secret_cannot_be_hashed() -> None:
     with pytest.raises(ValueError, match="empty"):
         hash_secret("")
+
+
+def test_client_ids_are_hex_and_never_look_like_options() -> None:
+    ids = {new_client_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(len(id) == 32 and set(id) <= set("0123456789abcdef") for id in ids)
