@@ -1,9 +1,10 @@
-"""SMART app launch over HTTP: the sign-in page, signing in with a real account, the code's
-exchange at the token endpoint, refresh, sign-out, the OIDC documents and the refusals.
+"""SMART app launch over HTTP on the real server: the sign-in page, signing in with a real
+account, the code's exchange at the token endpoint, refresh, sign-out, the OIDC documents and
+the refusals.
 
-The app is a Starlette app with the app-launch routes and the token endpoint, its services set
-on ``app.state`` as the runtime will: the real runtime (stores, token service), the real
-accounts as user directory, and an ``AppAuthorization`` over them.
+The app is ``create_app(settings)`` with its lifespan started: the runtime's stores, token
+service and accounts, and the role policy deciding which patient a user may choose (a patient of
+the pharmacist's pharmacy, not one of another pharmacy).
 """
 
 from __future__ import annotations
@@ -12,19 +13,14 @@ import base64
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from joserfc import jwt
-from joserfc.jwk import RSAKey
-from starlette.applications import Starlette
-from starlette.routing import Route
 
-from fhir_server.api import authorize, oauth
+from fhir_server.api import authorize
 from fhir_server.auth.authorization_code import AUTHORIZE_PARAMETERS
 from tests.support.app_launch import (
     CALLBACK,
@@ -36,118 +32,47 @@ from tests.support.app_launch import (
     PUBLIC_APP,
     SECRET_APP,
     LaunchKit,
+    Page,
     Pkce,
+    Prepared,
     authorize_parameters,
     launch_kit,
+    parse_page,
+    prepare_data_dir,
     published_keys,
     rsa_signing_key,
+    sign_in_form,
+    signing_pem,
 )
-
-PATIENT = "patient-1"
-
-
-@dataclass
-class Http:
-    http: httpx.AsyncClient
-    kit: LaunchKit
 
 
 @pytest.fixture(scope="module")
-def signing_key() -> RSAKey:
-    return rsa_signing_key()
+def key_pem() -> str:
+    return signing_pem(rsa_signing_key())
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory, key_pem: str) -> Prepared:
+    return prepare_data_dir(tmp_path_factory.mktemp("app-launch") / "data", key_pem)
 
 
 @pytest.fixture
-async def web(tmp_path: Path, signing_key: RSAKey) -> AsyncIterator[Http]:
-    async with launch_kit(tmp_path, signing_key, login_max_failures=3) as kit:
-        kit.patient_access.allowed.add((kit.pharmacist.account_id, PATIENT))
-        app = Starlette(routes=[
-            *authorize.ROUTES,
-            Route(oauth.TOKEN_PATH, oauth.token, methods=["POST", "OPTIONS"]),
-            Route(oauth.REVOCATION_PATH, oauth.revoke, methods=["POST", "OPTIONS"]),
-            Route("/fhir/.well-known/smart-configuration", oauth.smart_configuration),
-            Route("/fhir/.well-known/openid-configuration", oauth.openid_configuration)])
-        app.state.settings = kit.settings
-        app.state.runtime = kit.runtime
-        app.state.authorization = kit.authorization
-        app.state.operator_token = OPERATOR_TOKEN
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url=ORIGIN) as http:
-            yield Http(http=http, kit=kit)
+async def web(tmp_path: Path, prepared: Prepared, key_pem: str) -> AsyncIterator[LaunchKit]:
+    async with launch_kit(tmp_path, prepared, key_pem, login_max_failures=3) as kit:
+        yield kit
 
 
-@dataclass
-class Page:
-    """What a test reads from an HTML page."""
-
-    form_action: str | None = None
-    inputs: dict[str, dict[str, str]] = field(default_factory=dict)
-    labels: set[str] = field(default_factory=set)
-    alerts: list[str] = field(default_factory=list)
-    style: str = ""
-
-
-class _PageParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.page = Page()
-        self._in_alert = 0
-        self._in_style = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self.page.form_action = attributes.get("action")
-        elif tag == "input":
-            self.page.inputs[attributes["name"]] = attributes
-        elif tag == "label":
-            self.page.labels.add(attributes.get("for", ""))
-        elif tag == "style":
-            self._in_style = True
-        if attributes.get("role") == "alert" or self._in_alert:
-            self._in_alert += 1
-            if attributes.get("role") == "alert":
-                self.page.alerts.append("")
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._in_alert:
-            self._in_alert -= 1
-        if tag == "style":
-            self._in_style = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_alert:
-            self.page.alerts[-1] += data
-        if self._in_style:
-            self.page.style += data
-
-
-def parse_page(response: httpx.Response) -> Page:
-    assert response.headers["content-type"].startswith("text/html")
-    parser = _PageParser()
-    parser.feed(response.text)
-    return parser.page
-
-
-def sign_in_form(page: Page, **fields: str) -> dict[str, str]:
-    """The form's fields as a browser would send them, with ``fields`` typed in."""
-    sent = {name: attributes.get("value", "") for name, attributes in page.inputs.items()
-            if attributes.get("type") == "hidden"}
-    sent.update(fields)
-    return sent
-
-
-async def sign_in_page(web: Http, pkce: Pkce, **changes: str | None) -> Page:
+async def sign_in_page(web: LaunchKit, pkce: Pkce, **changes: str | None) -> Page:
     response = await web.http.get("/auth/authorize",
                                   params=tuple(authorize_parameters(pkce, **changes)))
     assert response.status_code == 200, response.text
     return parse_page(response)
 
 
-async def code_through_the_page(web: Http, pkce: Pkce, **changes: str | None) -> str:
+async def code_through_the_page(web: LaunchKit, pkce: Pkce, **changes: str | None) -> str:
     page = await sign_in_page(web, pkce, **changes)
     response = await web.http.post("/auth/authorize", data=sign_in_form(
-        page, email=PHARMACIST_EMAIL, password=PASSWORD, patient=PATIENT))
+        page, email=PHARMACIST_EMAIL, password=PASSWORD, patient=web.patient))
     assert response.status_code == 302, response.text
     query = parse_qs(urlsplit(response.headers["location"]).query)
     code: str = query["code"][0]
@@ -160,12 +85,12 @@ def assert_framing_refused(response: httpx.Response) -> None:
     assert response.headers["cache-control"] == "no-store"
 
 
-async def test_a_standalone_launch_end_to_end(web: Http) -> None:
+async def test_a_standalone_launch_end_to_end(web: LaunchKit) -> None:
     pkce = Pkce.new()
     page = await sign_in_page(web, pkce)
     assert page.form_action == f"{ORIGIN}/auth/authorize"
     response = await web.http.post("/auth/authorize", data=sign_in_form(
-        page, email=PHARMACIST_EMAIL, password=PASSWORD, patient=PATIENT))
+        page, email=PHARMACIST_EMAIL, password=PASSWORD, patient=web.patient))
     assert response.status_code == 302
     assert response.headers["cache-control"] == "no-store"
     location = urlsplit(response.headers["location"])
@@ -180,15 +105,20 @@ async def test_a_standalone_launch_end_to_end(web: Http) -> None:
     assert token.headers["cache-control"] == "no-store"
     assert token.headers["pragma"] == "no-cache"
     body = token.json()
-    assert body["token_type"] == "Bearer" and body["patient"] == PATIENT
+    assert body["token_type"] == "Bearer" and body["patient"] == web.patient
     assert body["scope"] == "openid fhirUser launch/patient offline_access patient/*.rs"
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    chosen = await web.http.get(f"/fhir/Patient/{web.patient}", headers=bearer)
+    assert chosen.status_code == 200 and chosen.json()["id"] == web.patient
+    elsewhere = await web.http.get(f"/fhir/Patient/{web.other_patient}", headers=bearer)
+    assert elsewhere.status_code == 404
 
     published = (await web.http.get("/auth/jwks")).json()
     claims = jwt.decode(body["id_token"], published_keys(published),
                         algorithms=["RS256"]).claims
-    principal = web.kit.pharmacist.principal()
+    principal = web.pharmacist.principal()
     assert claims["iss"] == FHIR_BASE and claims["aud"] == PUBLIC_APP
-    assert claims["sub"] == web.kit.pharmacist.account_id
+    assert claims["sub"] == web.pharmacist.account_id
     assert claims["fhirUser"] == f"{FHIR_BASE}/{principal.practitioner_role}"
 
     refreshed = await web.http.post("/auth/token", data={
@@ -197,13 +127,13 @@ async def test_a_standalone_launch_end_to_end(web: Http) -> None:
     assert refreshed.status_code == 200, refreshed.text
     renewed = refreshed.json()
     assert renewed["refresh_token"] != body["refresh_token"]
-    assert renewed["patient"] == PATIENT
+    assert renewed["patient"] == web.patient
 
     out = await web.http.post("/auth/logout",
                               headers={"Authorization": f"Bearer {renewed['access_token']}"})
     assert out.status_code == 204
     for revoked in (body["access_token"], renewed["access_token"]):
-        assert await web.kit.auth_store.find_token(revoked) is None
+        assert await web.auth_store.find_token(revoked) is None
     after = await web.http.post("/auth/token", data={
         "grant_type": "refresh_token", "refresh_token": renewed["refresh_token"],
         "client_id": PUBLIC_APP})
@@ -214,7 +144,7 @@ async def test_a_standalone_launch_end_to_end(web: Http) -> None:
 
 
 async def test_the_sign_in_page_names_the_app_lists_the_scopes_and_cannot_be_framed(
-        web: Http) -> None:
+        web: LaunchKit) -> None:
     pkce = Pkce.new()
     response = await web.http.get("/auth/authorize",
                                   params=tuple(authorize_parameters(pkce)))
@@ -241,23 +171,23 @@ async def test_the_sign_in_page_names_the_app_lists_the_scopes_and_cannot_be_fra
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
-async def test_the_authorize_parameters_may_come_in_a_post_body(web: Http) -> None:
+async def test_the_authorize_parameters_may_come_in_a_post_body(web: LaunchKit) -> None:
     response = await web.http.post("/auth/authorize",
                                    data=dict(authorize_parameters(Pkce.new())))
     assert response.status_code == 200
     assert parse_page(response).inputs["client_id"]["value"] == PUBLIC_APP
 
 
-async def test_no_patient_field_without_launch_patient(web: Http) -> None:
+async def test_no_patient_field_without_launch_patient(web: LaunchKit) -> None:
     page = await sign_in_page(web, Pkce.new(), scope="openid patient/*.rs")
     assert "patient" not in page.inputs
 
 
-async def test_a_wrong_password_shows_the_form_again_then_the_lock_out(web: Http) -> None:
+async def test_a_wrong_password_shows_the_form_again_then_the_lock_out(web: LaunchKit) -> None:
     page = await sign_in_page(web, Pkce.new())
     for _ in range(3):
         refused = await web.http.post("/auth/authorize", data=sign_in_form(
-            page, email=PHARMACIST_EMAIL, password="not my password", patient=PATIENT))
+            page, email=PHARMACIST_EMAIL, password="not my password", patient=web.patient))
         assert refused.status_code == 401
         assert_framing_refused(refused)
         again = parse_page(refused)
@@ -266,27 +196,27 @@ async def test_a_wrong_password_shows_the_form_again_then_the_lock_out(web: Http
         assert "not my password" not in refused.text
         assert again.inputs["form_token"]["value"]
     locked = await web.http.post("/auth/authorize", data=sign_in_form(
-        page, email=PHARMACIST_EMAIL, password=PASSWORD, patient=PATIENT))
+        page, email=PHARMACIST_EMAIL, password=PASSWORD, patient=web.patient))
     assert locked.status_code == 429
     assert int(locked.headers["retry-after"]) > 0
     assert parse_page(locked).alerts
 
 
-async def test_a_patient_the_user_may_not_open_shows_the_form_again(web: Http) -> None:
+async def test_a_patient_the_user_may_not_open_shows_the_form_again(web: LaunchKit) -> None:
     page = await sign_in_page(web, Pkce.new())
     refused = await web.http.post("/auth/authorize", data=sign_in_form(
-        page, email=PHARMACIST_EMAIL, password=PASSWORD, patient="patient-2"))
+        page, email=PHARMACIST_EMAIL, password=PASSWORD, patient=web.other_patient))
     assert refused.status_code == 400 and "location" not in refused.headers
     again = parse_page(refused)
     assert any("not accessible" in alert for alert in again.alerts)
-    assert again.inputs["patient"]["value"] == "patient-2"
+    assert again.inputs["patient"]["value"] == web.other_patient
     allowed = await web.http.post("/auth/authorize", data=sign_in_form(
-        again, email=PHARMACIST_EMAIL, password=PASSWORD, patient=PATIENT))
+        again, email=PHARMACIST_EMAIL, password=PASSWORD, patient=web.patient))
     assert allowed.status_code == 302
 
 
 @pytest.mark.parametrize("tampering", ["scope", "redirect", "token", "expired", "missing"])
-async def test_a_sign_in_needs_the_form_this_server_rendered(web: Http,
+async def test_a_sign_in_needs_the_form_this_server_rendered(web: LaunchKit,
                                                              tampering: str) -> None:
     page = await sign_in_page(web, Pkce.new(), scope="openid patient/Patient.rs")
     sent = sign_in_form(page, email=PHARMACIST_EMAIL, password=PASSWORD)
@@ -298,7 +228,7 @@ async def test_a_sign_in_needs_the_form_this_server_rendered(web: Http,
         sent["form_token"] = sent["form_token"][:-2] + "AA"
     elif tampering == "expired":
         sent["form_token"] = authorize.form_token(
-            web.kit.authorization.form_key,
+            web.authorization.form_key,
             [(name, sent[name]) for name in AUTHORIZE_PARAMETERS if name in sent],
             now=0)
     else:
@@ -324,7 +254,7 @@ def test_form_tokens_are_bound_to_their_parameters_and_expire() -> None:
     {"client_id": "nobody"}, {"redirect_uri": "https://evil.example/cb"},
     {"redirect_uri": None}])
 async def test_an_unknown_client_or_redirect_uri_gets_an_error_page_never_a_redirect(
-        web: Http, changes: dict[str, str | None]) -> None:
+        web: LaunchKit, changes: dict[str, str | None]) -> None:
     for response in (
             await web.http.get("/auth/authorize",
                                params=tuple(authorize_parameters(Pkce.new(), **changes))),
@@ -336,7 +266,7 @@ async def test_an_unknown_client_or_redirect_uri_gets_an_error_page_never_a_redi
         assert page.alerts and "email" not in page.inputs
 
 
-async def test_a_wrong_aud_goes_back_to_the_app_without_a_code(web: Http) -> None:
+async def test_a_wrong_aud_goes_back_to_the_app_without_a_code(web: LaunchKit) -> None:
     response = await web.http.get("/auth/authorize", params=tuple(authorize_parameters(
         Pkce.new(), aud="https://elsewhere.example/fhir")))
     assert response.status_code == 302
@@ -345,7 +275,7 @@ async def test_a_wrong_aud_goes_back_to_the_app_without_a_code(web: Http) -> Non
     assert "code" not in query
 
 
-async def test_the_token_endpoint_refuses_bad_exchanges(web: Http) -> None:
+async def test_the_token_endpoint_refuses_bad_exchanges(web: LaunchKit) -> None:
     pkce = Pkce.new()
     code = await code_through_the_page(web, pkce)
     exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
@@ -363,7 +293,7 @@ async def test_the_token_endpoint_refuses_bad_exchanges(web: Http) -> None:
     replay = await web.http.post("/auth/token", data={**exchange,
                                                       "code_verifier": pkce.verifier})
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    assert await web.kit.auth_store.find_token(first.json()["access_token"]) is None
+    assert await web.auth_store.find_token(first.json()["access_token"]) is None
     random = await web.http.post("/auth/token", data={
         "grant_type": "refresh_token", "refresh_token": "random", "client_id": PUBLIC_APP})
     assert random.status_code == 400 and random.json()["error"] == "invalid_grant"
@@ -372,7 +302,7 @@ async def test_the_token_endpoint_refuses_bad_exchanges(web: Http) -> None:
     assert unsupported.json()["error"] == "unsupported_grant_type"
 
 
-async def tokens_through_the_page(web: Http, *, client_id: str = PUBLIC_APP,
+async def tokens_through_the_page(web: LaunchKit, *, client_id: str = PUBLIC_APP,
                                   **credentials: str) -> dict[str, str]:
     pkce = Pkce.new()
     code = await code_through_the_page(web, pkce, client_id=client_id)
@@ -384,7 +314,7 @@ async def tokens_through_the_page(web: Http, *, client_id: str = PUBLIC_APP,
     return body
 
 
-async def test_an_app_revokes_its_refresh_token_and_the_grant_with_it(web: Http) -> None:
+async def test_an_app_revokes_its_refresh_token_and_the_grant_with_it(web: LaunchKit) -> None:
     tokens = await tokens_through_the_page(web)
     other = await tokens_through_the_page(web)
     anonymous = await web.http.post("/auth/revoke", data={"token": tokens["refresh_token"]})
@@ -393,8 +323,8 @@ async def test_an_app_revokes_its_refresh_token_and_the_grant_with_it(web: Http)
                                                         "client_id": PUBLIC_APP})
     assert revoked.status_code == 200
     for token in (tokens["access_token"], tokens["refresh_token"]):
-        assert await web.kit.auth_store.find_token(token) is None
-    assert await web.kit.auth_store.find_token(other["access_token"]) is not None
+        assert await web.auth_store.find_token(token) is None
+    assert await web.auth_store.find_token(other["access_token"]) is not None
     refresh = await web.http.post("/auth/token", data={
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
         "client_id": PUBLIC_APP})
@@ -402,20 +332,20 @@ async def test_an_app_revokes_its_refresh_token_and_the_grant_with_it(web: Http)
     # an access token goes alone; another client's token is left alone
     by_other = await web.http.post("/auth/revoke", data={
         "token": other["access_token"], "client_id": SECRET_APP,
-        "client_secret": web.kit.client_secret})
+        "client_secret": web.client_secret})
     assert by_other.status_code == 200
-    assert await web.kit.auth_store.find_token(other["access_token"]) is not None
+    assert await web.auth_store.find_token(other["access_token"]) is not None
     alone = await web.http.post("/auth/revoke", data={"token": other["access_token"],
                                                       "client_id": PUBLIC_APP})
     assert alone.status_code == 200
-    assert await web.kit.auth_store.find_token(other["access_token"]) is None
-    assert await web.kit.auth_store.find_token(other["refresh_token"]) is not None
+    assert await web.auth_store.find_token(other["access_token"]) is None
+    assert await web.auth_store.find_token(other["refresh_token"]) is not None
 
 
-async def test_a_confidential_app_revokes_with_basic_authentication(web: Http) -> None:
+async def test_a_confidential_app_revokes_with_basic_authentication(web: LaunchKit) -> None:
     tokens = await tokens_through_the_page(web, client_id=SECRET_APP,
-                                           client_secret=web.kit.client_secret)
-    credentials = base64.b64encode(f"{SECRET_APP}:{web.kit.client_secret}".encode()).decode()
+                                           client_secret=web.client_secret)
+    credentials = base64.b64encode(f"{SECRET_APP}:{web.client_secret}".encode()).decode()
     wrong = base64.b64encode(f"{SECRET_APP}:wrong".encode()).decode()
     refused = await web.http.post("/auth/revoke", headers={"Authorization": f"Basic {wrong}"},
                                   data={"token": tokens["access_token"]})
@@ -425,15 +355,15 @@ async def test_a_confidential_app_revokes_with_basic_authentication(web: Http) -
                                   headers={"Authorization": f"Basic {credentials}"},
                                   data={"token": tokens["refresh_token"]})
     assert revoked.status_code == 200
-    assert await web.kit.auth_store.find_token(tokens["access_token"]) is None
+    assert await web.auth_store.find_token(tokens["access_token"]) is None
     by_operator = await tokens_through_the_page(web)
     operator = await web.http.post("/auth/revoke", data={"token": by_operator["access_token"]},
                                    headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
     assert operator.status_code == 200
-    assert await web.kit.auth_store.find_token(by_operator["access_token"]) is None
+    assert await web.auth_store.find_token(by_operator["access_token"]) is None
 
 
-async def test_a_failed_basic_authentication_is_challenged_with_basic(web: Http) -> None:
+async def test_a_failed_basic_authentication_is_challenged_with_basic(web: LaunchKit) -> None:
     wrong = base64.b64encode(f"{SECRET_APP}:wrong".encode()).decode()
     response = await web.http.post("/auth/token", headers={"Authorization": f"Basic {wrong}"},
                                    data={"grant_type": "authorization_code", "code": "x",
@@ -442,7 +372,7 @@ async def test_a_failed_basic_authentication_is_challenged_with_basic(web: Http)
     assert response.headers["www-authenticate"].startswith("Basic")
 
 
-async def test_logout_needs_a_bearer_token(web: Http) -> None:
+async def test_logout_needs_a_bearer_token(web: LaunchKit) -> None:
     response = await web.http.post("/auth/logout")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="fhir"'
@@ -452,7 +382,7 @@ async def test_logout_needs_a_bearer_token(web: Http) -> None:
     assert preflight.headers["access-control-allow-origin"] == "*"
 
 
-async def test_the_openid_configuration_is_served_for_the_fhir_base_issuer(web: Http) -> None:
+async def test_the_openid_configuration_is_served_for_the_fhir_base_issuer(web: LaunchKit) -> None:
     at_issuer = await web.http.get("/fhir/.well-known/openid-configuration")
     at_root = await web.http.get("/.well-known/openid-configuration")
     assert at_issuer.status_code == at_root.status_code == 200
@@ -471,15 +401,15 @@ async def test_the_openid_configuration_is_served_for_the_fhir_base_issuer(web: 
     assert "sso-openid-connect" in smart["capabilities"]
 
 
-async def test_the_jwks_publishes_the_public_key_only(web: Http) -> None:
+async def test_the_jwks_publishes_the_public_key_only(web: LaunchKit) -> None:
     response = await web.http.get("/auth/jwks")
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
     (key,) = response.json()["keys"]
     assert set(key) == {"kty", "n", "e", "kid", "alg", "use"}
-    assert key["kid"] == web.kit.signer.kid
+    assert key["kid"] == web.authorization.signer.kid
 
 
-async def test_a_sign_in_form_must_be_form_encoded(web: Http) -> None:
+async def test_a_sign_in_form_must_be_form_encoded(web: LaunchKit) -> None:
     response = await web.http.post("/auth/authorize", json={"action": "sign-in"})
     assert response.status_code == 400 and "location" not in response.headers

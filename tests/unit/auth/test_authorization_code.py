@@ -1,6 +1,8 @@
-"""The authorization code flow without HTTP, on the real auth store and the real accounts:
-authorization requests, codes, their exchange, refresh rotation and family revocation, launch
-contexts, client authentication and sign-out."""
+"""The authorization code flow without HTTP, on the real server's runtime: its auth store, its
+accounts and its role policy deciding which patient a user may open (a patient of the
+pharmacist's pharmacy, not one of another pharmacy). Authorization requests, codes, their
+exchange, refresh rotation and family revocation, launch contexts, client authentication and
+sign-out, through ``AppAuthorization`` as the started app holds it."""
 
 from __future__ import annotations
 
@@ -12,16 +14,17 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import RSAKey
 
+from fhir_server.access.policies import ORGANIZATION_TAG_SYSTEM
 from fhir_server.auth.authorization_code import (
+    AppAuthorization,
     AuthorizeRequest,
-    Lifetimes,
     PatientRefused,
     RedirectedError,
     ShownError,
@@ -39,6 +42,7 @@ from tests.support.app_launch import (
     CALLBACK,
     FHIR_BASE,
     KEYS_APP,
+    OPERATOR,
     PASSWORD,
     PHARMACIST_EMAIL,
     PUBLIC_APP,
@@ -46,26 +50,36 @@ from tests.support.app_launch import (
     TOKEN_URL,
     LaunchKit,
     Pkce,
+    Prepared,
     authorize_parameters,
     launch_kit,
+    prepare_data_dir,
     published_keys,
     rsa_signing_key,
+    signing_pem,
 )
-
-PATIENT = "patient-1"
 
 
 @pytest.fixture(scope="module")
-def signing_key() -> RSAKey:
-    return rsa_signing_key()
+def key_pem() -> str:
+    return signing_pem(rsa_signing_key())
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory, key_pem: str) -> Prepared:
+    return prepare_data_dir(tmp_path_factory.mktemp("authorization-code") / "data", key_pem)
 
 
 @pytest.fixture
-async def kit(tmp_path: Path, signing_key: RSAKey) -> AsyncIterator[LaunchKit]:
-    async with launch_kit(tmp_path, signing_key,
-                          lifetimes=Lifetimes(code=60, access=600, refresh=3600)) as started:
-        started.patient_access.allowed.add((started.pharmacist.account_id, PATIENT))
+async def kit(tmp_path: Path, prepared: Prepared, key_pem: str) -> AsyncIterator[LaunchKit]:
+    async with launch_kit(tmp_path, prepared, key_pem, authorization_code_seconds=60,
+                          app_access_token_seconds=600, refresh_token_seconds=3600) as started:
         yield started
+
+
+def service(kit: LaunchKit) -> AppAuthorization:
+    """The authorization server the started app holds."""
+    return kit.runtime.authorization
 
 
 def pharmacist(kit: LaunchKit) -> SignedInUser:
@@ -79,15 +93,18 @@ def admin(kit: LaunchKit) -> SignedInUser:
 
 
 async def request_for(kit: LaunchKit, pkce: Pkce, **changes: str | None) -> AuthorizeRequest:
-    return await kit.authorization.authorize_request(authorize_parameters(pkce, **changes),
-                                                     fhir_base=FHIR_BASE)
+    return await service(kit).authorize_request(authorize_parameters(pkce, **changes),
+                                                fhir_base=FHIR_BASE)
 
 
 async def code_for(kit: LaunchKit, pkce: Pkce, *, user: SignedInUser | None = None,
-                   patient: str | None = PATIENT, **changes: str | None) -> str:
+                   with_patient: bool = True, **changes: str | None) -> str:
+    """A code for the pharmacist (or ``user``), who chose the kit's patient unless
+    ``with_patient`` is false."""
     request = await request_for(kit, pkce, **changes)
-    return await kit.authorization.issue_code(request, user or pharmacist(kit),
-                                              patient=patient, fhir_base=FHIR_BASE)
+    return await service(kit).issue_code(request, user or pharmacist(kit),
+                                         patient=kit.patient if with_patient else None,
+                                         fhir_base=FHIR_BASE)
 
 
 async def exchange(kit: LaunchKit, code: str, pkce: Pkce, *, authorization: str | None = None,
@@ -96,7 +113,7 @@ async def exchange(kit: LaunchKit, code: str, pkce: Pkce, *, authorization: str 
         "grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
         "code_verifier": pkce.verifier, "client_id": PUBLIC_APP}
     parameters.update(changes)
-    return await kit.authorization.exchange_code(
+    return await service(kit).exchange_code(
         {name: value for name, value in parameters.items() if value is not None},
         authorization=authorization, token_url=TOKEN_URL, fhir_base=FHIR_BASE)
 
@@ -105,7 +122,7 @@ async def refresh(kit: LaunchKit, token: str, **changes: str | None) -> AppToken
     parameters: dict[str, str | None] = {"grant_type": "refresh_token", "refresh_token": token,
                                          "client_id": PUBLIC_APP}
     parameters.update(changes)
-    return await kit.authorization.refresh(
+    return await service(kit).refresh(
         {name: value for name, value in parameters.items() if value is not None},
         authorization=None, token_url=TOKEN_URL)
 
@@ -166,7 +183,7 @@ async def test_a_revoked_client_is_shown_an_error(kit: LaunchKit) -> None:
 async def test_a_repeated_redirect_uri_is_shown_an_error(kit: LaunchKit) -> None:
     items = [*authorize_parameters(Pkce.new()), ("redirect_uri", "https://evil.example/cb")]
     with pytest.raises(ShownError):
-        await kit.authorization.authorize_request(items, fhir_base=FHIR_BASE)
+        await service(kit).authorize_request(items, fhir_base=FHIR_BASE)
 
 
 @pytest.mark.parametrize(("changes", "error", "says"), [
@@ -200,7 +217,7 @@ async def test_other_problems_go_back_to_the_app_without_a_code(
 async def test_repeated_parameters_are_refused_on_the_redirect(kit: LaunchKit) -> None:
     items = [*authorize_parameters(Pkce.new()), ("scope", "openid")]
     with pytest.raises(RedirectedError) as refused:
-        await kit.authorization.authorize_request(items, fhir_base=FHIR_BASE)
+        await service(kit).authorize_request(items, fhir_base=FHIR_BASE)
     assert refused.value.error == "invalid_request" and "scope" in refused.value.description
 
 
@@ -220,22 +237,22 @@ def test_redirects_keep_the_registered_query() -> None:
 async def test_sign_in_redirects_with_a_code_and_the_state(kit: LaunchKit) -> None:
     pkce = Pkce.new()
     request = await request_for(kit, pkce)
-    location = await kit.authorization.sign_in(
+    location = await service(kit).sign_in(
         request, email=PHARMACIST_EMAIL, password=PASSWORD, address="192.0.2.1",
-        patient=PATIENT, fhir_base=FHIR_BASE)
+        patient=kit.patient, fhir_base=FHIR_BASE)
     query = parse_qs(urlsplit(location).query)
     assert location.startswith(CALLBACK + "?")
     assert query["state"] == ["state-é&1"] and len(query["code"][0]) >= 43
     tokens = await exchange(kit, query["code"][0], pkce)
-    assert tokens.patient == PATIENT
+    assert tokens.patient == kit.patient
 
 
 async def test_a_wrong_password_is_refused_by_the_user_directory(kit: LaunchKit) -> None:
     request = await request_for(kit, Pkce.new())
     with pytest.raises(SignInRefused) as refused:
-        await kit.authorization.sign_in(request, email=PHARMACIST_EMAIL, password="wrong one",
-                                        address="192.0.2.1", patient=PATIENT,
-                                        fhir_base=FHIR_BASE)
+        await service(kit).sign_in(request, email=PHARMACIST_EMAIL, password="wrong one",
+                                   address="192.0.2.1", patient=kit.patient,
+                                   fhir_base=FHIR_BASE)
     assert refused.value.code == "invalid-credentials"
 
 
@@ -248,19 +265,19 @@ async def test_the_code_exchange_answers_every_token_and_the_context(kit: Launch
                          "id_token", "patient"}
     assert body["token_type"] == "Bearer" and body["expires_in"] == 600
     assert body["scope"] == "openid fhirUser launch/patient offline_access patient/*.rs"
-    assert body["patient"] == PATIENT
+    assert body["patient"] == kit.patient
     principal = kit.pharmacist.principal()
     fhir_user = f"{FHIR_BASE}/{principal.practitioner_role}"
     access = await kit.auth_store.find_token(answer.access_token)
     assert access is not None and access.kind == "access"
     assert access.subject == kit.pharmacist.account_id and access.client_id == PUBLIC_APP
-    assert access.context == {"patient": PATIENT, "fhirUser": fhir_user, "iss": FHIR_BASE}
+    assert access.context == {"patient": kit.patient, "fhirUser": fhir_user, "iss": FHIR_BASE}
     assert access.expires_at - access.issued_at == timedelta(seconds=600)
     refresh_record = await kit.auth_store.find_token(answer.refresh_token or "")
     assert refresh_record is not None and refresh_record.kind == "refresh"
     assert refresh_record.grant_id == access.grant_id is not None
     assert refresh_record.expires_at - refresh_record.issued_at == timedelta(seconds=3600)
-    claims = jwt.decode(answer.id_token or "", published_keys(kit.signer.jwks()),
+    claims = jwt.decode(answer.id_token or "", published_keys(service(kit).signer.jwks()),
                         algorithms=["RS256"]).claims
     assert claims["iss"] == FHIR_BASE and claims["sub"] == kit.pharmacist.account_id
     assert claims["aud"] == PUBLIC_APP and claims["nonce"] == "nonce-42"
@@ -324,9 +341,9 @@ async def test_an_unknown_or_expired_code_is_invalid_grant(kit: LaunchKit) -> No
     pkce = Pkce.new()
     assert (await refused_exchange(kit, "made-up", pkce)).error == "invalid_grant"
     request = await request_for(kit, pkce)
-    code = await kit.authorization.issue_code(request, pharmacist(kit), patient=PATIENT,
-                                              fhir_base=FHIR_BASE,
-                                              now=utc_now() - timedelta(seconds=61))
+    code = await service(kit).issue_code(request, pharmacist(kit), patient=kit.patient,
+                                         fhir_base=FHIR_BASE,
+                                         now=utc_now() - timedelta(seconds=61))
     refused = await refused_exchange(kit, code, pkce)
     assert refused.error == "invalid_grant" and "expired" in refused.description
 
@@ -345,7 +362,7 @@ async def test_a_suspended_account_cannot_exchange_its_code(kit: LaunchKit) -> N
 
 async def test_scopes_are_clipped_to_the_users_role(kit: LaunchKit) -> None:
     pkce = Pkce.new()
-    code = await code_for(kit, pkce, user=admin(kit), patient=None,
+    code = await code_for(kit, pkce, user=admin(kit), with_patient=False,
                           scope="openid launch/patient patient/*.rs user/*.rs")
     answer = await exchange(kit, code, pkce)
     assert answer.scope == "openid" and answer.patient is None
@@ -365,28 +382,29 @@ def test_role_ceilings() -> None:
 async def test_a_standalone_launch_needs_a_patient_the_user_may_access(
         kit: LaunchKit) -> None:
     request = await request_for(kit, Pkce.new())
-    for chosen in (None, "  ", "patient-2", "bad id!"):
+    # another pharmacy's patient, an unknown one, none, a malformed id
+    for chosen in (kit.other_patient, "patient-2", None, "  ", "bad id!"):
         with pytest.raises(PatientRefused) as refused:
-            await kit.authorization.issue_code(request, pharmacist(kit), patient=chosen,
-                                               fhir_base=FHIR_BASE)
+            await service(kit).issue_code(request, pharmacist(kit), patient=chosen,
+                                          fhir_base=FHIR_BASE)
         assert refused.value.message_fr and refused.value.message_en
-    code = await kit.authorization.issue_code(request, pharmacist(kit),
-                                              patient=f" {PATIENT} ", fhir_base=FHIR_BASE)
+    code = await service(kit).issue_code(request, pharmacist(kit),
+                                         patient=f" {kit.patient} ", fhir_base=FHIR_BASE)
     assert code
 
 
 async def test_an_ehr_launch_gives_its_context_once(kit: LaunchKit) -> None:
     created = await create_launch(
-        kit.auth_store, kit.pharmacist.principal(), patient=PATIENT, encounter="enc-1",
-        fhir_context=("ServiceRequest/case-1",), patient_access=kit.patient_access)
+        kit.auth_store, kit.pharmacist.principal(), patient=kit.patient, encounter="enc-1",
+        fhir_context=("ServiceRequest/case-1",), patient_access=service(kit).patient_access)
     pkce = Pkce.new()
     request = await request_for(kit, pkce, launch=created.launch,
                                 scope="launch openid patient/*.rs")
-    assert request.launch_patient == PATIENT and not request.asks_patient
-    code = await kit.authorization.issue_code(request, pharmacist(kit), patient="ignored",
-                                              fhir_base=FHIR_BASE)
+    assert request.launch_patient == kit.patient and not request.asks_patient
+    code = await service(kit).issue_code(request, pharmacist(kit), patient="ignored",
+                                         fhir_base=FHIR_BASE)
     answer = await exchange(kit, code, pkce)
-    assert answer.body()["patient"] == PATIENT and answer.body()["encounter"] == "enc-1"
+    assert answer.body()["patient"] == kit.patient and answer.body()["encounter"] == "enc-1"
     assert answer.body()["fhirContext"] == [{"reference": "ServiceRequest/case-1"}]
     stored = await kit.auth_store.find_token(answer.access_token)
     assert stored is not None and stored.context["encounter"] == "enc-1"
@@ -397,30 +415,49 @@ async def test_an_ehr_launch_gives_its_context_once(kit: LaunchKit) -> None:
 
 async def test_an_ehr_launch_serves_only_the_user_who_made_it(kit: LaunchKit) -> None:
     created = await create_launch(kit.auth_store, kit.pharmacist.principal(),
-                                  patient=PATIENT, patient_access=kit.patient_access)
+                                  patient=kit.patient,
+                                  patient_access=service(kit).patient_access)
     request = await request_for(kit, Pkce.new(), launch=created.launch, scope="launch openid")
     with pytest.raises(RedirectedError) as refused:
-        await kit.authorization.issue_code(request, admin(kit), patient=None,
-                                           fhir_base=FHIR_BASE)
+        await service(kit).issue_code(request, admin(kit), patient=None,
+                                      fhir_base=FHIR_BASE)
     assert refused.value.error == "access_denied"
     # not consumed by the refusal: its user may still use it
-    assert await kit.authorization.issue_code(request, pharmacist(kit), patient=None,
-                                              fhir_base=FHIR_BASE)
+    assert await service(kit).issue_code(request, pharmacist(kit), patient=None,
+                                         fhir_base=FHIR_BASE)
+
+
+async def hand_over_to_the_other_pharmacy(kit: LaunchKit, patient_id: str) -> None:
+    """The operator gives ``patient_id`` the access tag of the other pharmacy's patient."""
+    other = await kit.http.get(f"/fhir/Patient/{kit.other_patient}", headers=OPERATOR)
+    (tag,) = [tag for tag in other.json()["meta"]["tag"]
+              if tag["system"] == ORGANIZATION_TAG_SYSTEM]
+    patient = (await kit.http.get(f"/fhir/Patient/{patient_id}", headers=OPERATOR)).json()
+    patient["meta"]["tag"] = [tag]
+    updated = await kit.http.put(f"/fhir/Patient/{patient_id}", headers=OPERATOR, json=patient)
+    assert updated.status_code == 200, updated.text
 
 
 async def test_an_ehr_launch_is_refused_when_the_patient_became_inaccessible(
         kit: LaunchKit) -> None:
     created = await create_launch(kit.auth_store, kit.pharmacist.principal(),
-                                  patient=PATIENT, patient_access=kit.patient_access)
+                                  patient=kit.patient,
+                                  patient_access=service(kit).patient_access)
     request = await request_for(kit, Pkce.new(), launch=created.launch, scope="launch openid")
-    kit.patient_access.allowed.clear()
+    await hand_over_to_the_other_pharmacy(kit, kit.patient)
+    assert not await service(kit).patient_access(kit.pharmacist.principal(), kit.patient)
     with pytest.raises(RedirectedError) as refused:
-        await kit.authorization.issue_code(request, pharmacist(kit), patient=None,
-                                           fhir_base=FHIR_BASE)
+        await service(kit).issue_code(request, pharmacist(kit), patient=None,
+                                      fhir_base=FHIR_BASE)
     assert refused.value.error == "access_denied"
 
 
+OTHER_PATIENT: Final = "<the other pharmacy's patient>"
+"""Stands, in a parametrization, for ``kit.other_patient`` (known once the kit started)."""
+
+
 @pytest.mark.parametrize(("changes", "says"), [
+    ({"patient": OTHER_PATIENT}, "not accessible"),
     ({"patient": "patient-2"}, "not accessible"),
     ({"patient": "bad id!"}, "resource id"),
     ({"encounter": "bad id!"}, "resource id"),
@@ -428,18 +465,21 @@ async def test_an_ehr_launch_is_refused_when_the_patient_became_inaccessible(
 ])
 async def test_a_launch_is_refused_for_a_bad_or_inaccessible_context(
         kit: LaunchKit, changes: dict[str, Any], says: str) -> None:
-    arguments: dict[str, Any] = {"patient": PATIENT, **changes}
+    arguments: dict[str, Any] = {"patient": kit.patient, **changes}
+    if arguments["patient"] == OTHER_PATIENT:
+        arguments["patient"] = kit.other_patient
     with pytest.raises(LaunchRefused, match=says):
         await create_launch(kit.auth_store, kit.pharmacist.principal(),
-                            patient_access=kit.patient_access, **arguments)
+                            patient_access=service(kit).patient_access, **arguments)
 
 
 async def test_a_system_principal_cannot_make_a_launch(kit: LaunchKit) -> None:
     system = replace(kit.pharmacist.principal(), role="system", subject=BACKEND)
-    kit.patient_access.allowed.add((BACKEND, PATIENT))
+    # the pharmacy's system may read the patient: the launch is refused for what it is
+    assert await service(kit).patient_access(system, kit.patient)
     with pytest.raises(LaunchRefused, match="system"):
-        await create_launch(kit.auth_store, system, patient=PATIENT,
-                            patient_access=kit.patient_access)
+        await create_launch(kit.auth_store, system, patient=kit.patient,
+                            patient_access=service(kit).patient_access)
 
 
 # --- client authentication -------------------------------------------------------------------
@@ -524,7 +564,7 @@ async def test_a_refresh_rotates_the_refresh_token(kit: LaunchKit) -> None:
     second = await refresh(kit, first.refresh_token or "")
     assert second.refresh_token not in (None, first.refresh_token)
     assert second.access_token != first.access_token
-    assert second.scope == first.scope and second.patient == PATIENT
+    assert second.scope == first.scope and second.patient == kit.patient
     assert second.id_token is None
     assert await kit.auth_store.find_token(first.refresh_token or "") is None
     assert await kit.auth_store.find_token(first.access_token) is not None
@@ -609,9 +649,9 @@ async def test_sign_out_revokes_the_session_of_the_token(kit: LaunchKit) -> None
     first = await tokens_for(kit)
     second = await refresh(kit, first.refresh_token or "")
     other = await tokens_for(kit)
-    assert await kit.authorization.sign_out(second.access_token) is True
+    assert await service(kit).sign_out(second.access_token) is True
     for token in (first.access_token, second.access_token, second.refresh_token or ""):
         assert await kit.auth_store.find_token(token) is None
     assert await kit.auth_store.find_token(other.access_token) is not None
-    assert await kit.authorization.sign_out(second.access_token) is False
-    assert await kit.authorization.sign_out("never-issued") is False
+    assert await service(kit).sign_out(second.access_token) is False
+    assert await service(kit).sign_out("never-issued") is False
