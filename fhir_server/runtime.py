@@ -75,7 +75,9 @@ from fhir_server.settings import Mode, Settings
 from fhir_server.storage.factory import open_store
 from fhir_server.storage.protocol import Store
 from fhir_server.workflow.operations import task_operations
-from fhir_server.workflow.task_rules import check_task_writes
+from fhir_server.workflow.stats import stats_operation
+from fhir_server.workflow.routing import Deadlines, RoutingSweeper, routing_consumer
+from fhir_server.workflow.task_rules import TASK_TRANSITION, check_task_writes
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +111,13 @@ def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
         search_parameters=catalogue, change_events=change_events)
     return Engine(ctx, operations=OperationRegistry(
         [REINDEX, VALIDATE, *terminology_operations(guide_terminology(guide)),
-         *task_operations()]))
+         *task_operations(), stats_operation()]))
 
 
 def engine_consumers(engine: Engine) -> tuple[Consumer, ...]:
-    """The outbox consumers that run with this engine: the ``$reindex`` jobs."""
-    return (reindex_consumer(engine.ctx),)
+    """The outbox consumers that run with this engine: the ``$reindex`` jobs and the routing
+    of cases whose tier has no doctor left."""
+    return (reindex_consumer(engine.ctx), routing_consumer(engine.ctx))
 
 
 def worker_consumers(settings: Settings) -> BoundConsumers:
@@ -127,7 +130,8 @@ def worker_consumers(settings: Settings) -> BoundConsumers:
         await engine.start()
         return (*engine_consumers(engine), *mail_consumers(settings, keys=keys))
 
-    return BoundConsumers(topics=frozenset({REINDEX_TOPIC, MAIL_TOPIC}), build=build)
+    return BoundConsumers(topics=frozenset({REINDEX_TOPIC, MAIL_TOPIC, TASK_TRANSITION}),
+                          build=build)
 
 
 def api_token(settings: Settings) -> str:
@@ -213,6 +217,7 @@ class Runtime:
     psc: ProSanteConnect | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, keys: KeyMaterial | None = None,
@@ -257,13 +262,18 @@ class Runtime:
                       psc=pro_sante_connect(psc_config))
         if dispatcher is not None:
             runtime._task = asyncio.create_task(dispatcher.run(runtime._stop))
+        if settings.routing_sweep_seconds > 0:
+            sweeper = RoutingSweeper(engine.ctx, Deadlines.from_settings(settings),
+                                     period=settings.routing_sweep_seconds)
+            runtime._sweeper = asyncio.create_task(sweeper.run(runtime._stop))
         return runtime
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, timeout=10)
+        for task in (self._task, self._sweeper):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(task, timeout=10)
         if self.psc is not None:
             await self.psc.aclose()
         await self.account_store.close()

@@ -101,6 +101,16 @@ class Settings(BaseSettings):
         description="Pro Santé Connect's discovery document, when not "
                     "<issuer>/.well-known/openid-configuration (production PSC publishes "
                     "<issuer>/.well-known/wallet-openid-configuration).")
+    tier1_deadline_minutes: int = Field(
+        default=240, description="How long a case offered to tier 1 waits for a claim before "
+                                 "it moves to tier 2.")
+    tier2_deadline_minutes: int = Field(
+        default=480, description="How long a case offered to tier 2 waits before tier 3.")
+    tier3_deadline_minutes: int = Field(
+        default=1440, description="How long a case offered to tier 3 waits before it fails.")
+    routing_sweep_seconds: float = Field(
+        default=60.0, description="How often the API process looks for cases past their tier "
+                                  "deadline (0: never, e.g. when another process does).")
     default_page_size: int = 20
     max_page_size: int = 1000
     max_offset: int = 10_000

@@ -81,8 +81,12 @@ def offered_case(source: str, new: str, tier: str, declined_by: str | None = Non
 
 @pytest.fixture
 async def cases(api: Api) -> Cases:
+    """The examples and the cases above, loaded by the operator; a second tier-2 doctor comes
+    first, so that the tier-2 case Nadia declined is not escalated by the routing."""
     engine: Engine = api.app.state.engine
-    resources = [json.loads(path.read_text()) for path in sorted(EXAMPLES.glob("*.json"))]
+    second_gp = {**example("PractitionerRole-tier-2-nadia-haddad"), "id": "tier-2-second"}
+    resources = [second_gp, *(json.loads(path.read_text())
+                              for path in sorted(EXAMPLES.glob("*.json")))]
     resources += offered_case("skin-camille-martin", "offered-t2", "tier-2")
     resources += offered_case("skin-camille-martin", "declined-t2", "tier-2",
                               declined_by="PractitionerRole/tier-2-nadia-haddad")

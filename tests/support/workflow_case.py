@@ -31,6 +31,9 @@ OTHER_GP = Principal("doctor", "paul", practitioner_role="PractitionerRole/tier-
 DIRECTORY = ("Organization-pharmacie-du-centre", "Practitioner-claire-dubois",
              "Practitioner-julien-moreau", "PractitionerRole-pharmacist-claire-dubois",
              "PractitionerRole-tier-1-julien-moreau")
+HIGHER_TIERS = ("PractitionerRole-tier-2-nadia-haddad", "PractitionerRole-tier-3-sophie-laurent")
+"""Doctors of tiers 2 and 3: with them, a referred or escalated case waits there for a claim
+instead of moving on at once (routing escalates a tier without doctors)."""
 
 
 def example(name: str) -> dict[str, Any]:
@@ -129,8 +132,10 @@ class Desk:
             parameters={"resourceType": "Parameters", "parameter": list(parameters)}))
         return result.resource
 
-    async def load_directory(self) -> None:
-        for name in DIRECTORY:
+    async def load_directory(self, *, higher_tiers: bool = True) -> None:
+        """The pharmacy, its pharmacist, a tier-1 doctor and (``higher_tiers``) one doctor of
+        each higher tier."""
+        for name in (*DIRECTORY, *(HIGHER_TIERS if higher_tiers else ())):
             resource = example(name)
             await self.engine.update(resource["resourceType"], resource["id"], resource)
 
