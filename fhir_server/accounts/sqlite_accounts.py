@@ -10,11 +10,8 @@ leaves as a Store protocol error.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
@@ -24,13 +21,12 @@ from fhir_server.accounts.model import Account, AccountStatus, AccountToken, Tok
 from fhir_server.accounts.store import AccountConflict, AccountExists
 from fhir_server.auth.model import token_hash, utc_millis
 from fhir_server.storage.protocol import StoreUnavailable
-from fhir_server.storage.sqlite.errors import store_error
+from fhir_server.storage.sqlite.dedicated import DedicatedConnection, write_transaction
 
 T = TypeVar("T")
 
 COMPONENT: Final = "accounts"
 SCHEMA_VERSION: Final = 1
-BUSY_TIMEOUT_SECONDS: Final = 5.0
 SCHEMA_UPGRADES: Final[tuple[tuple[str, ...], ...]] = (
     ("""CREATE TABLE IF NOT EXISTS accounts (
         account_id TEXT PRIMARY KEY,
@@ -80,32 +76,14 @@ class SqliteAccountStore:
     """``SqliteAccountStore(data_dir / "auth.sqlite3")``, then ``await start()``."""
 
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
-        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
-            raise ValueError("synchronous must be NORMAL, FULL or EXTRA")
-        self._path = path
-        self._synchronous = synchronous.upper()
-        self._executor: ThreadPoolExecutor | None = None
-        self._connection: sqlite3.Connection | None = None
+        self._sqlite = DedicatedConnection(path, prepare=_prepare, name="account",
+                                           synchronous=synchronous)
 
     async def start(self) -> None:
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-sqlite")
-        try:
-            self._connection = await self._run(self._open)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._sqlite.start()
 
     async def close(self) -> None:
-        executor, connection = self._executor, self._connection
-        self._executor = self._connection = None
-        if executor is None:
-            return
-        if connection is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, connection.close)
-        executor.shutdown(wait=True)
+        await self._sqlite.close()
 
     async def add(self, account: Account) -> None:
         def insert(connection: sqlite3.Connection) -> None:
@@ -145,7 +123,7 @@ class SqliteAccountStore:
 
     async def remove(self, account_id: str) -> bool:
         def delete(connection: sqlite3.Connection) -> bool:
-            with _transaction(connection):
+            with write_transaction(connection):
                 connection.execute("DELETE FROM account_tokens WHERE account_id = ?",
                                    (account_id,))
                 return connection.execute("DELETE FROM accounts WHERE account_id = ?",
@@ -162,7 +140,7 @@ class SqliteAccountStore:
                _text(token.expires_at), _optional_text(token.used_at))
 
         def insert(connection: sqlite3.Connection) -> None:
-            with _transaction(connection):
+            with write_transaction(connection):
                 connection.execute("DELETE FROM account_tokens WHERE account_id = ? AND "
                                    "purpose = ? AND used_at IS NULL",
                                    (token.account_id, token.purpose))
@@ -192,7 +170,7 @@ class SqliteAccountStore:
         moment = _text(at)
 
         def insert(connection: sqlite3.Connection) -> None:
-            with _transaction(connection):
+            with write_transaction(connection):
                 connection.execute("DELETE FROM sign_in_failures WHERE key = ? AND "
                                    "keep_until <= ?", (key, moment))
                 connection.execute("INSERT INTO sign_in_failures (key, at, keep_until) "
@@ -214,7 +192,7 @@ class SqliteAccountStore:
         at = _text(now)
 
         def purge(connection: sqlite3.Connection) -> int:
-            with _transaction(connection):
+            with write_transaction(connection):
                 tokens = connection.execute("DELETE FROM account_tokens WHERE expires_at <= ?",
                                             (at,)).rowcount
                 failures = connection.execute("DELETE FROM sign_in_failures WHERE "
@@ -228,48 +206,10 @@ class SqliteAccountStore:
             f"SELECT {_COLUMNS} FROM accounts WHERE {where}", (value,)).fetchone())
         return None if row is None else _account(row)
 
-    def _open(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS,
-                                     isolation_level=None, check_same_thread=False)
-        try:
-            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            _prepare(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        connection = self._connection
-        if connection is None:
-            raise StoreUnavailable("the account store is not started")
-        return await self._run(lambda: work(connection))
-
-    async def _run(self, work: Callable[[], T]) -> T:
-        if self._executor is None:
-            raise StoreUnavailable("the account store is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._executor,
-                                                                _mapping_errors, work)
+        return await self._sqlite.call(work)
 
 
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` when the block raises."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-
-
-def _mapping_errors(work: Callable[[], T]) -> T:
-    try:
-        return work()
-    except (sqlite3.Error, OSError) as exc:
-        raise store_error(exc) from exc
 
 
 def _prepare(connection: sqlite3.Connection) -> None:
@@ -277,7 +217,7 @@ def _prepare(connection: sqlite3.Connection) -> None:
     mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise StoreUnavailable(f"SQLite refused WAL mode (journal_mode is {mode})")
-    with _transaction(connection):
+    with write_transaction(connection):
         connection.execute("CREATE TABLE IF NOT EXISTS schema_versions ("
                            "component TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID")
         found = connection.execute("SELECT version FROM schema_versions WHERE component = ?",

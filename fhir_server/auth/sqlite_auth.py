@@ -1,19 +1,18 @@
 """``SqliteAuthStore``: the AuthStore on its own SQLite file (``auth.sqlite3``), in WAL mode.
 
 The work per call is a statement or two, so one connection on one dedicated thread serves every
-call in turn (no locks to share). The schema is versioned with ``PRAGMA user_version`` and an
-older file is upgraded in place, step by step (``SCHEMA_UPGRADES``), when the store starts; times
-are fixed-width UTC text (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``), so string order is time order.
-Every sqlite3 exception leaves as a Store protocol error (``storage.sqlite.errors``).
+call in turn (no locks to share: ``storage/sqlite/dedicated.py``). The schema is versioned with
+``PRAGMA user_version`` and an older file is upgraded in place, step by step
+(``SCHEMA_UPGRADES``), when the store starts; times are fixed-width UTC text
+(``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``), so string order is time order. Every sqlite3 exception
+leaves as a Store protocol error (``storage.sqlite.errors``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
@@ -32,11 +31,10 @@ from fhir_server.auth.model import (
     utc_now,
 )
 from fhir_server.storage.protocol import StoreUnavailable
-from fhir_server.storage.sqlite.errors import store_error
+from fhir_server.storage.sqlite.dedicated import DedicatedConnection, write_transaction
 
 T = TypeVar("T")
 
-BUSY_TIMEOUT_SECONDS: Final = 5.0
 SCHEMA_UPGRADES: Final[tuple[tuple[str, ...], ...]] = (
     # 0 -> 1: clients, tokens, assertion ids
     ("""CREATE TABLE IF NOT EXISTS clients (
@@ -117,32 +115,14 @@ class SqliteAuthStore:
     """``SqliteAuthStore(data_dir / "auth.sqlite3")``, then ``await start()``."""
 
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
-        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
-            raise ValueError("synchronous must be NORMAL, FULL or EXTRA")
-        self._path = path
-        self._synchronous = synchronous.upper()
-        self._executor: ThreadPoolExecutor | None = None
-        self._connection: sqlite3.Connection | None = None
+        self._sqlite = DedicatedConnection(path, prepare=_prepare, name="auth",
+                                           synchronous=synchronous)
 
     async def start(self) -> None:
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auth-sqlite")
-        try:
-            self._connection = await self._run(self._open)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._sqlite.start()
 
     async def close(self) -> None:
-        executor, connection = self._executor, self._connection
-        self._executor = self._connection = None
-        if executor is None:
-            return
-        if connection is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, connection.close)
-        executor.shutdown(wait=True)
+        await self._sqlite.close()
 
     async def add_client(self, client: Client) -> None:
         def insert(connection: sqlite3.Connection) -> None:
@@ -339,49 +319,16 @@ class SqliteAuthStore:
 
         return await self._call(purge)
 
-    def _open(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS,
-                                     isolation_level=None, check_same_thread=False)
-        try:
-            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            _prepare(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        connection = self._connection
-        if connection is None:
-            raise StoreUnavailable("the auth store is not started")
-        return await self._run(lambda: work(connection))
+        return await self._sqlite.call(work)
 
-    async def _run(self, work: Callable[[], T]) -> T:
-        if self._executor is None:
-            raise StoreUnavailable("the auth store is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._executor,
-                                                                _mapping_errors, work)
-
-
-def _mapping_errors(work: Callable[[], T]) -> T:
-    try:
-        return work()
-    except (sqlite3.Error, OSError) as exc:
-        raise store_error(exc) from exc
 
 
 def _in_transaction(connection: sqlite3.Connection,
                     work: Callable[[sqlite3.Connection], T]) -> T:
     """``work`` in one write transaction (BEGIN IMMEDIATE: no other writer in between)."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(connection)
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    return result
+    with write_transaction(connection):
+        return work(connection)
 
 
 def _prepare(connection: sqlite3.Connection) -> None:
@@ -390,8 +337,7 @@ def _prepare(connection: sqlite3.Connection) -> None:
     mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise StoreUnavailable(f"SQLite refused WAL mode (journal_mode is {mode})")
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(connection):
         version = int(connection.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreUnavailable(f"auth database schema version {version} is newer than this "
@@ -401,10 +347,6 @@ def _prepare(connection: sqlite3.Connection) -> None:
                 for statement in step:
                     connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
 
 
 def _revoke_tokens(connection: sqlite3.Connection, client_id: str, at: str) -> int:
