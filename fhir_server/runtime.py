@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from fhir_server.auth.pro_sante_connect import ProSanteConnect, PscClientConfig
 from fhir_server.auth.token_endpoint import TokenService
 from fhir_server.crypto.fields import FieldCipher
 from fhir_server.crypto.keys import ConfigurationError, KeyMaterial, load_keys
+from fhir_server.crypto.secret_files import create_secret_file
 from fhir_server.engine.context import EngineContext, Limits
 from fhir_server.engine.engine import Engine
 from fhir_server.engine.guide_installation import GuideGuard, install_guide
@@ -75,8 +75,8 @@ from fhir_server.settings import Mode, Settings
 from fhir_server.storage.factory import open_store
 from fhir_server.storage.protocol import Store
 from fhir_server.workflow.operations import task_operations
-from fhir_server.workflow.stats import stats_operation
 from fhir_server.workflow.routing import Deadlines, RoutingSweeper, routing_consumer
+from fhir_server.workflow.stats import stats_operation
 from fhir_server.workflow.task_rules import TASK_TRANSITION, check_task_writes
 
 logger = logging.getLogger(__name__)
@@ -141,14 +141,9 @@ def api_token(settings: Settings) -> str:
     if settings.mode == Mode.PRODUCTION:
         raise ConfigurationError("FHIR_SERVER_API_TOKEN is required in production")
     path = settings.data_dir / API_TOKEN_FILE
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
-    return token
+    if not path.exists():
+        create_secret_file(path, (secrets.token_urlsafe(32) + "\n").encode())
+    return path.read_text(encoding="utf-8").strip()
 
 
 def token_file(settings: Settings) -> Path | None:

@@ -12,9 +12,6 @@ each under its own label, so there is one secret to configure.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -29,6 +26,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from fhir_server.crypto.keys import ConfigurationError
+from fhir_server.crypto.secret_files import create_secret_file
 from fhir_server.settings import Mode, Settings
 
 ALGORITHM: Final = "RS256"
@@ -167,18 +165,4 @@ def _parsed_key(pem: bytes, *, source: str) -> RSAKey:
 
 def _create_key_file(path: Path) -> None:
     """Write a new RSA key with mode 0600; if another process won the race, keep its key."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pem = RSAKey.generate_key(NEW_KEY_BITS, private=True).as_pem(private=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            os.write(descriptor, pem)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.chmod(temporary, 0o600)
-        with contextlib.suppress(FileExistsError):
-            os.link(temporary, path)  # atomic, and never replaces an existing key
-    finally:
-        temporary.unlink(missing_ok=True)
+    create_secret_file(path, RSAKey.generate_key(NEW_KEY_BITS, private=True).as_pem(private=True))

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from fhir_server.crypto.secret_files import create_secret_file
 from fhir_server.settings import Mode, Settings
 
 KEY_BYTES = 32
@@ -101,36 +100,4 @@ def _development_key(path: Path) -> bytes:
 
 def _create_key_file(path: Path) -> None:
     """Write a new random key with mode 0600; if another process won the race, keep its key."""
-    _ensure_private_directory(path.parent)
-    encoded = base64.b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            os.write(descriptor, encoded)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.chmod(temporary, 0o600)
-        with contextlib.suppress(FileExistsError):
-            os.link(temporary, path)  # atomic, and never replaces an existing key
-        _fsync_directory(path.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _ensure_private_directory(directory: Path) -> None:
-    if directory.is_dir():
-        return
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
-
-
-def _fsync_directory(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    create_secret_file(path, base64.b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n")
