@@ -38,22 +38,9 @@ from tests.support.app_launch import (
     authorize_parameters,
     launch_kit,
     parse_page,
-    prepare_data_dir,
     published_keys,
-    rsa_signing_key,
     sign_in_form,
-    signing_pem,
 )
-
-
-@pytest.fixture(scope="module")
-def key_pem() -> str:
-    return signing_pem(rsa_signing_key())
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory, key_pem: str) -> Prepared:
-    return prepare_data_dir(tmp_path_factory.mktemp("app-launch") / "data", key_pem)
 
 
 @pytest.fixture

@@ -32,10 +32,8 @@ from tests.support.app_launch import (
     PASSWORD,
     client_credentials,
     pharmacist,
-    rsa_signing_key,
     running_app,
     settings_for,
-    signing_pem,
 )
 from tests.support.authorization_world import (
     APP_SCOPES,
@@ -58,11 +56,6 @@ ROLES: Final = ("pharmacist_a", "pharmacist_b", "system_a", "doctor", "director"
 PATIENT_LEVEL: Final = ("Patient", "Coverage", "Consent")
 """The case types of the patient itself; the others belong to one request."""
 FHIR_JSON: Final = {"Accept": "application/fhir+json"}
-
-
-@pytest.fixture(scope="module")
-def key_pem() -> str:
-    return signing_pem(rsa_signing_key())
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
