@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from fhir_server.access.policies import Letter, new_version_checked, role_reach, stamped_tags
+from fhir_server.access.policies import (
+    OWNED_TYPES,
+    Letter,
+    new_version_checked,
+    role_reach,
+    stamped_tags,
+)
 from fhir_server.access.principal import Principal
 from fhir_server.access.reach import EVERYTHING, Reach, Refused, Within, both, either
 from fhir_server.auth.scopes import (
@@ -23,7 +29,7 @@ from fhir_server.auth.scopes import (
 from fhir_server.engine.indexing import Indexer
 from fhir_server.engine.interactions.compartment import membership, patient_compartment
 from fhir_server.engine.search_request import parse_search
-from fhir_server.storage.query import AllClause, AnyClause, Clause
+from fhir_server.storage.query import AllClause, AnyClause, Clause, NotClause, TypeClause
 
 LETTER_INTERACTIONS: Final[dict[str, Interaction]] = {
     "r": "read", "s": "search-type", "c": "create", "u": "update", "d": "delete"}
@@ -47,7 +53,9 @@ class Access:
         interaction needing ``letter``."""
         scoped = (EVERYTHING if self.scopes is None
                   else self._scope_reach(indexer, letter, resource_type))
-        if self.principal is None or isinstance(scoped, Refused):
+        if self.principal is None:
+            return scoped if self.scopes is None else _without_owned(scoped, resource_type)
+        if isinstance(scoped, Refused):
             return scoped
         if resource_type is None:
             return Refused("Name the resource types to search with _type: an account's "
@@ -64,9 +72,10 @@ class Access:
         """Whether a write's new version must stay within reach (see ``policies``)."""
         return self.principal is None or new_version_checked(self.principal, resource_type)
 
-    def tags(self) -> tuple[dict[str, str], ...]:
-        """The meta.tag Codings stamped on what the caller writes."""
-        return stamped_tags(self.principal) if self.principal is not None else ()
+    def tags(self, resource_type: str) -> tuple[dict[str, str], ...]:
+        """The meta.tag Codings stamped on the ``resource_type`` resources the caller writes."""
+        return (stamped_tags(self.principal, resource_type) if self.principal is not None
+                else ())
 
     def _scope_reach(self, indexer: Indexer, letter: Letter, resource_type: str | None
                      ) -> Reach:
@@ -94,6 +103,19 @@ class Access:
             return EVERYTHING
         (clause,) = membership(resource_type, self.patient)
         return Within(clause)
+
+
+def _without_owned(scoped: Reach, resource_type: str | None) -> Reach:
+    """A backend client acting for no organization has no owner identity: it reaches no
+    resource of ``OWNED_TYPES`` (each belongs to the account or client that created it)."""
+    if isinstance(scoped, Refused):
+        return scoped
+    if resource_type is None:
+        return both(scoped, Within(NotClause(TypeClause(tuple(sorted(OWNED_TYPES))))))
+    if resource_type in OWNED_TYPES:
+        return Refused(f"A {resource_type} belongs to the account or client that creates it: "
+                       "this backend client acts for no organization, so it cannot own one")
+    return scoped
 
 
 def _restricted(indexer: Indexer, resource_type: str | None,

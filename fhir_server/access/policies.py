@@ -17,6 +17,9 @@ case). Notes: ``docs/implementation/access-policies.md``.
   admin and support reach the directory and the conformance resources, no health data.
 - Everyone signed in reads the conformance resources (profiles, value sets, questionnaires…)
   and the directory (organizations, practitioners, roles).
+- A Subscription belongs to the principal that created it: the server stamps it with the tag
+  ``OWNER_TAG_SYSTEM|account/<id>`` (a person) or ``client/<id>`` (a backend client), and
+  pharmacists, doctors and systems reach only the Subscriptions carrying their own.
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ ORGANIZATION_TAG_SYSTEM: Final = "https://fhir.pictaderm.com/CodeSystem/access-o
 """The meta.tag system stamping what a pharmacy wrote; the code is ``Organization/<id>``."""
 TIER_SYSTEM: Final = "https://fhir.pictaderm.com/CodeSystem/expertise-tier"
 OFFERED_STATUS: Final = "requested"
+OWNER_TAG_SYSTEM: Final = "https://fhir.pictaderm.com/CodeSystem/access-owner"
+"""The meta.tag system stamping who owns a resource of ``OWNED_TYPES``; the code is
+``account/<account id>`` or ``client/<client id>``."""
+OWNED_TYPES: Final = frozenset({"Subscription"})
+"""Resources that belong to the principal that created them, and to no one else."""
+SUBSCRIBER_ROLES: Final = frozenset({"pharmacist", "doctor", "system"})
+"""The roles that may own Subscriptions (notifications of the cases they may read)."""
 
 CONFORMANCE_TYPES: Final = frozenset({
     "CapabilityStatement", "StructureDefinition", "ImplementationGuide", "SearchParameter",
@@ -116,8 +126,23 @@ def organization_tag(organization: str) -> dict[str, str]:
     return {"system": ORGANIZATION_TAG_SYSTEM, "code": organization}
 
 
-def stamped_tags(principal: Principal) -> tuple[dict[str, str], ...]:
-    """The tags the server adds to what ``principal`` writes."""
+def owner_code(principal: Principal) -> str:
+    """Who owns what ``principal`` creates: ``client/<id>`` for a backend client,
+    ``account/<id>`` for a person."""
+    kind = "client" if principal.role == "system" else "account"
+    return f"{kind}/{principal.subject}"
+
+
+def owner_tag(principal: Principal) -> dict[str, str]:
+    """The meta.tag Coding stamped on a resource of ``OWNED_TYPES`` that ``principal`` writes."""
+    return {"system": OWNER_TAG_SYSTEM, "code": owner_code(principal)}
+
+
+def stamped_tags(principal: Principal, resource_type: str) -> tuple[dict[str, str], ...]:
+    """The tags the server adds to the ``resource_type`` resources ``principal`` writes: its
+    owner tag on an owned type, its pharmacy's tag on the others."""
+    if resource_type in OWNED_TYPES:
+        return (owner_tag(principal),) if principal.role in SUBSCRIBER_ROLES else ()
     if _acts_for_pharmacy(principal) and principal.organization is not None:
         return (organization_tag(principal.organization),)
     return ()
@@ -127,6 +152,8 @@ def role_reach(principal: Principal, letter: Letter, resource_type: str) -> Reac
     """What ``principal``'s role allows of ``resource_type`` for an interaction needing
     ``letter`` (read ``r``/``s``, or write ``c``/``u``/``d``)."""
     reading = letter in _READ_LETTERS
+    if resource_type in OWNED_TYPES:
+        return _owned_reach(principal, resource_type)
     if principal.role == "system" and principal.organization is None:
         return EVERYTHING
     if resource_type in CONFORMANCE_TYPES:
@@ -141,6 +168,13 @@ def role_reach(principal: Principal, letter: Letter, resource_type: str) -> Reac
     if resource_type in DIRECTORY_TYPES and reading:
         return EVERYTHING
     return _refused(principal, f"{'read' if reading else 'write'} {resource_type} resources")
+
+
+def _owned_reach(principal: Principal, resource_type: str) -> Reach:
+    """A subscriber reaches, for every interaction, the resources stamped with its own tag."""
+    if principal.role not in SUBSCRIBER_ROLES:
+        return _refused(principal, f"use {resource_type} resources")
+    return Within(TokenClause("_tag", (TokenValue(OWNER_TAG_SYSTEM, owner_code(principal)),)))
 
 
 def _acts_for_pharmacy(principal: Principal) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from fhir_server.access.policies import ORGANIZATION_TAG_SYSTEM, Letter
+from fhir_server.access.policies import ORGANIZATION_TAG_SYSTEM, OWNER_TAG_SYSTEM, Letter
 from fhir_server.access.reach import EVERYTHING, Reach, Refused, Within
 from fhir_server.engine.context import EngineContext
 from fhir_server.engine.hooks import PlannedWrite
@@ -164,7 +164,7 @@ def with_access_tags(ctx: EngineContext, resource: ResourceDict,
     inherited = [tag for tag in ((previous or {}).get("meta") or {}).get("tag") or ()
                  if _is_access_tag(tag)]
     access_tags: list[object] = []
-    for tag in (*inherited, *ctx.access.tags()):
+    for tag in (*inherited, *ctx.access.tags(str(resource.get("resourceType")))):
         if tag not in access_tags:
             access_tags.append(tag)
     tags = others + access_tags
@@ -176,8 +176,12 @@ def with_access_tags(ctx: EngineContext, resource: ResourceDict,
         key: value for key, value in resource.items() if key != "meta"}
 
 
+ACCESS_TAG_SYSTEMS: Final = frozenset({ORGANIZATION_TAG_SYSTEM, OWNER_TAG_SYSTEM})
+"""The meta.tag systems only the server writes: a pharmacy's, an owner's."""
+
+
 def _is_access_tag(tag: object) -> bool:
-    return isinstance(tag, dict) and tag.get("system") == ORGANIZATION_TAG_SYSTEM
+    return isinstance(tag, dict) and tag.get("system") in ACCESS_TAG_SYSTEMS
 
 
 async def check_writes(ctx: EngineContext, writes: Sequence[PlannedWrite]) -> None:

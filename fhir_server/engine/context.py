@@ -43,6 +43,9 @@ class EngineContext:
     """The custom SearchParameters; it switches ``indexer``'s registries when they change."""
     change_events: bool = False
     """Whether every write records a ``resource-changed`` outbox event."""
+    change_event_types: frozenset[str] = frozenset()
+    """Types whose writes record a ``resource-changed`` event even when ``change_events`` is
+    off (Task: the subscriptions watch it)."""
     access: Access | None = None
     """What limits the caller (scopes, role policy); None: unlimited (the operator, the
     server's own work). Applied by ``engine/access_control.py``."""

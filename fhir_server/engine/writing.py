@@ -133,6 +133,7 @@ async def commit_writes(ctx: EngineContext, writes: Sequence[PlannedWrite]) -> N
     added = await ctx.hooks.run_before_commit(writes, ctx)
     effects = [item for item in added if isinstance(item, PlannedWrite)]
     events = [item for item in added if isinstance(item, OutboxEvent)]
-    if ctx.change_events:
-        events = [change_event(w) for w in (*writes, *effects)] + events
+    watched = [w for w in (*writes, *effects)
+               if ctx.change_events or w.change.resource_type in ctx.change_event_types]
+    events = [change_event(w) for w in watched] + events
     await ctx.store.commit([w.change for w in (*writes, *effects)], events)

@@ -192,7 +192,7 @@ async def test_dollar_segments_are_never_ids_or_types(served: Served) -> None:
 async def test_the_statement_lists_the_registered_operations(served: Served) -> None:
     statement = (await served.client.get("/metadata")).json()
     rest = statement["rest"][0]
-    assert {op["name"] for op in rest["operation"]} == {"reindex", "touch"}
+    assert {op["name"] for op in rest["operation"]} == {"reindex", "stats", "touch"}
     patient = next(r for r in rest["resource"] if r["type"] == "Patient")
     assert {"name": "echo", "definition": ECHO_URL} in patient["operation"]
     observation = next(r for r in rest["resource"] if r["type"] == "Observation")
