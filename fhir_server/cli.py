@@ -77,6 +77,10 @@ def _bench(argv: Sequence[str]) -> int:
         from tests.perf.bench_search import main as search_main
 
         return search_main(list(argv[1:]))
+    if argv[:1] == ["workflow"]:
+        from tests.perf.bench_workflow import main as workflow_main
+
+        return workflow_main(list(argv[1:]))
     from tests.perf.bench_rest import main as bench_main
 
     return bench_main(list(argv))
@@ -120,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the guide directory (default: the repository's profiles/)")
     add_clients_parser(commands)
     add_admin_commands(commands)
+    demo = commands.add_parser("demo", help="seed people and run a tele-expertise case "
+                                            "through the API of a running server")
+    demo.add_argument("--base", required=True,
+                      help="the FHIR base URL, e.g. http://127.0.0.1:8080/fhir")
+    demo.add_argument("--token", default=None,
+                      help="the operator token (default: FHIR_SERVER_API_TOKEN)")
     commands.add_parser("bench", help="run the REST benchmarks; `bench search` the search "
                         "benchmarks (see tests/perf/)",
                         add_help=False)
@@ -139,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ig_build(args)
     if args.command == "clients":
         return run_clients(args)
+    if args.command == "demo":
+        from fhir_server.demo import run_demo
+
+        return run_demo(args)
     if args.command == "admin":
         from fhir_server.settings import Settings
 

@@ -74,6 +74,14 @@ from fhir_server.search.custom import CustomParameter
 from fhir_server.settings import Mode, Settings
 from fhir_server.storage.factory import open_store
 from fhir_server.storage.protocol import Store
+from fhir_server.subscriptions.delivery import DeliveryPolicy
+from fhir_server.subscriptions.rules import subscription_rules
+from fhir_server.subscriptions.subscribers import PrincipalLookup
+from fhir_server.subscriptions.wiring import (
+    SUBSCRIPTION_TOPICS,
+    WATCHED_TYPE,
+    subscription_consumers,
+)
 from fhir_server.workflow.operations import task_operations
 from fhir_server.workflow.routing import Deadlines, RoutingSweeper, routing_consumer
 from fhir_server.workflow.stats import stats_operation
@@ -103,12 +111,14 @@ def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
     ctx = EngineContext(
         store=store, validation=write_validation(settings.validation_mode, guide=guide),
         cipher=cipher, indexer=indexer,
-        hooks=Hooks(before_commit=[GuideGuard(guide).check_writes, catalogue.check_writes,
-                                   check_task_writes, *domain]),
+        hooks=Hooks(before_commit=[
+            GuideGuard(guide).check_writes, catalogue.check_writes, check_task_writes,
+            subscription_rules(https_only=settings.mode == Mode.PRODUCTION), *domain]),
         cursors=CursorSigner(keys.blind_key),
         limits=Limits(default_page_size=settings.default_page_size,
                       max_page_size=settings.max_page_size, max_offset=settings.max_offset),
-        search_parameters=catalogue, change_events=change_events)
+        search_parameters=catalogue, change_events=change_events,
+        change_event_types=frozenset({WATCHED_TYPE}))
     return Engine(ctx, operations=OperationRegistry(
         [REINDEX, VALIDATE, *terminology_operations(guide_terminology(guide)),
          *task_operations(), stats_operation()]))
@@ -128,10 +138,28 @@ def worker_consumers(settings: Settings) -> BoundConsumers:
         keys = load_keys(settings)
         engine = build_engine(store, keys, settings)
         await engine.start()
-        return (*engine_consumers(engine), *mail_consumers(settings, keys=keys))
+        auth_store, account_store = open_auth_store(settings), open_account_store(settings)
+        await auth_store.start()
+        await account_store.start()
+        accounts = AccountService(store=account_store, directory=PractitionerDirectory(engine),
+                                  mailer=mailer_for(store, settings, keys=keys),
+                                  settings=settings)
+        return (*engine_consumers(engine), *mail_consumers(settings, keys=keys),
+                *subscription_consumers(engine, auth_store, accounts,
+                                        policy=delivery_policy(settings)))
 
-    return BoundConsumers(topics=frozenset({REINDEX_TOPIC, MAIL_TOPIC, TASK_TRANSITION}),
-                          build=build)
+    return BoundConsumers(
+        topics=frozenset({REINDEX_TOPIC, MAIL_TOPIC, TASK_TRANSITION, *SUBSCRIPTION_TOPICS}),
+        build=build)
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    """How subscription notifications are tried, from the settings."""
+    return DeliveryPolicy(max_failures=settings.subscription_max_failures,
+                          retry_base_seconds=settings.subscription_retry_base_seconds,
+                          retry_max_seconds=settings.subscription_retry_max_seconds,
+                          timeout_seconds=settings.subscription_timeout_seconds,
+                          https_only=settings.mode == Mode.PRODUCTION)
 
 
 def api_token(settings: Settings) -> str:
@@ -151,14 +179,16 @@ def token_file(settings: Settings) -> Path | None:
     return None if settings.api_token is not None else settings.data_dir / API_TOKEN_FILE
 
 
-def _deliverer(settings: Settings, store: Store, engine: Engine,
-               keys: KeyMaterial) -> Deliverer:
+def _deliverer(settings: Settings, store: Store, engine: Engine, keys: KeyMaterial,
+               auth_store: AuthStore, users: PrincipalLookup) -> Deliverer:
     if settings.broker:
         from workers.app import create_app
 
         return CeleryDeliverer(create_app(settings))
     consumers = ConsumerRegistry(parent=registry)
-    for bound in (*engine_consumers(engine), *mail_consumers(settings, keys=keys)):
+    for bound in (*engine_consumers(engine), *mail_consumers(settings, keys=keys),
+                  *subscription_consumers(engine, auth_store, users,
+                                          policy=delivery_policy(settings))):
         consumers.register(bound.name, bound.topic, bound.handler)
     return InProcessDeliverer(store, consumers)
 
@@ -237,15 +267,16 @@ class Runtime:
         engine = build_engine(store, keys, settings, hooks)
         await install_guide(engine.ctx, load_guide())
         await engine.start()
-        dispatcher = None
-        if settings.outbox_dispatch:
-            dispatcher = OutboxDispatcher(store, _deliverer(settings, store, engine, keys),
-                                          poll_seconds=settings.outbox_poll_seconds)
         accounts = AccountService(
             store=account_store, directory=PractitionerDirectory(engine),
             mailer=mailer_for(store, settings, keys=keys), settings=settings,
             public_root=root_of(settings.base_url) if settings.base_url else None,
             on_disabled=_token_revoker(auth_store))
+        dispatcher = None
+        if settings.outbox_dispatch:
+            dispatcher = OutboxDispatcher(
+                store, _deliverer(settings, store, engine, keys, auth_store, accounts),
+                poll_seconds=settings.outbox_poll_seconds)
         tokens = TokenService(auth_store)
         authorization = AppAuthorization(
             store=auth_store, tokens=tokens, users=accounts,

@@ -111,6 +111,16 @@ class Settings(BaseSettings):
     routing_sweep_seconds: float = Field(
         default=60.0, description="How often the API process looks for cases past their tier "
                                   "deadline (0: never, e.g. when another process does).")
+    subscription_max_failures: int = Field(
+        default=5, description="Consecutive failed notifications before a Subscription goes to "
+                               "status error.")
+    subscription_retry_base_seconds: float = Field(
+        default=30.0, description="Wait before the first retry of a failed notification "
+                                  "(doubling at each failure).")
+    subscription_retry_max_seconds: float = Field(
+        default=1800.0, description="Longest wait between two tries of a notification.")
+    subscription_timeout_seconds: float = Field(
+        default=10.0, description="How long a subscriber's endpoint may take to answer.")
     default_page_size: int = 20
     max_page_size: int = 1000
     max_offset: int = 10_000

@@ -5,7 +5,9 @@ Public: ``POST /accounts/register``, ``GET|POST /accounts/verify-email``,
 ``POST /accounts/forgot-password``, ``POST /accounts/reset-password``. Signed in (a person's
 access token): ``POST /accounts/deletion-request``. Admin (an ``admin`` account, or the
 operator token): ``POST /admin/accounts/{id}/warn|suspend|terminate``. Medical director:
-``POST /admin/doctors/{id}/verify``. The service is ``request.app.state.accounts`` (an
+``POST /admin/doctors/{id}/verify``. Operator or admin: ``POST /admin/accounts`` (an account
+created verified, as ``fhir-server admin create-user``). Operator only: ``POST /admin/clients``
+(a SMART client, as ``fhir-server clients add``). The service is ``request.app.state.accounts`` (an
 ``AccountService``); the caller comes from ``auth_gate.principal_of_request``.
 
 Refusals are OperationOutcome-like JSON bodies: the stable code in ``details.coding``, the
@@ -25,12 +27,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fhir_server.access.principal import Principal
+from fhir_server.access.principal import Principal, Role
 from fhir_server.accounts.model import AccountError
-from fhir_server.accounts.service import AccountService, Registration, SelfRegisteredRole
-from fhir_server.api.auth_gate import is_operator, principal_of_request
+from fhir_server.accounts.service import (
+    OPERATOR_ROLES,
+    AccountService,
+    NewUser,
+    Registration,
+    SelfRegisteredRole,
+)
+from fhir_server.api.auth_gate import access_of, is_operator, principal_of_request
 from fhir_server.api.oauth import public_root
 from fhir_server.api.responses import error_response
+from fhir_server.auth.cli import ClientInputError, client_registration
+from fhir_server.auth.model import AuthStore, ClientExists
 from fhir_server.errors import FhirError
 from fhir_server.validation.messages import TRANSLATION_EXTENSION, Text
 
@@ -58,6 +68,14 @@ ADMIN_ONLY: Final = Text(en="Only an administrator may do this.",
                          fr="Seul un administrateur peut faire cela.")
 PERSON_ONLY: Final = Text(en="Only a person's account may ask for its deletion.",
                           fr="Seul le compte d'une personne peut demander sa suppression.")
+OPERATOR_ONLY: Final = Text(en="Only the operator (the API token) may do this.",
+                            fr="Seul l'exploitant (le jeton de l'API) peut faire cela.")
+BAD_CLIENT: Final = Text(en="The client cannot be registered: {reason}.",
+                         fr="Le client ne peut pas être enregistré : {reason}.")
+CLIENT_ID_TAKEN: Final = Text(en="A client with this id exists already; send again.",
+                              fr="Un client avec cet identifiant existe déjà ; renvoyez.")
+UNKNOWN_ACCOUNT_ROLE: Final = Text(en="Unknown role {role}: use one of {roles}.",
+                                   fr="Rôle inconnu {role} : utilisez l'un de {roles}.")
 UNKNOWN_ROLE: Final = Text(en="role must be pharmacist or doctor.",
                            fr="role doit valoir pharmacist ou doctor.")
 
@@ -204,6 +222,61 @@ async def verify_doctor(request: Request) -> Response:
                   "tier": account.tier, "practitioner_role": account.practitioner_role})
 
 
+@_answering
+async def create_account(request: Request) -> Response:
+    """``POST /admin/accounts`` ``{"email", "role", "password", "family_name"?,
+    "given_names"?: [..], "rpps"?, "organization_finess"?, "organization_name"?}``, by the
+    operator or an admin: a verified account, its FHIR records made as by ``fhir-server admin
+    create-user`` (a doctor still awaits a medical director's verification)."""
+    _require_admin(request)
+    body = await _body(request)
+    user = NewUser(email=_text(body, "email"), role=_person_role(_text(body, "role")),
+                   password=_text(body, "password"),
+                   family_name=_optional_text(body, "family_name"),
+                   given_names=_names(body, "given_names"), rpps=_optional_text(body, "rpps"),
+                   organization_finess=_optional_text(body, "organization_finess"),
+                   pharmacy_name=_optional_text(body, "organization_name"))
+    account = await _service(request).create_user(user)
+    return _json({"account_id": account.account_id, "role": account.role,
+                  "status": account.status, "practitioner": account.practitioner,
+                  "practitioner_role": account.practitioner_role,
+                  "organization": account.organization}, status=201)
+
+
+@_answering
+async def register_client(request: Request) -> Response:
+    """``POST /admin/clients`` ``{"name", "scope", "public"?: bool, "secret"?: bool,
+    "redirect_uris"?: [..], "jwks"?: {..}, "jwks_url"?, "organization"?}``, by the operator
+    only: the client as ``fhir-server clients add`` registers it (same checks, whose messages
+    name that command's options); the secret, when asked for, is in this answer only."""
+    if not is_operator(request):
+        if principal_of_request(request) is None and access_of(request) is None:
+            raise AccountError("unauthenticated", 401, SIGN_IN_NEEDED)
+        raise AccountError("forbidden", 403, OPERATOR_ONLY)
+    body = await _body(request)
+    try:
+        registration = client_registration(
+            name=_text(body, "name"), scope=_text(body, "scope"),
+            public=_flag(body, "public"), secret=_flag(body, "secret"),
+            redirect_uris=_names(body, "redirect_uris"), jwks_url=_optional_text(body, "jwks_url"),
+            jwks=_optional_object(body, "jwks"),
+            organization=_optional_text(body, "organization"))
+    except ClientInputError as error:
+        raise AccountError("invalid-client", 422, BAD_CLIENT, reason=str(error)) from None
+    try:
+        await _auth_store(request).add_client(registration.client)
+    except ClientExists:
+        raise AccountError("client-id-taken", 409, CLIENT_ID_TAKEN) from None
+    client = registration.client
+    answer: dict[str, Any] = {"client_id": client.client_id, "kind": client.kind,
+                              "name": client.name, "scope": client.scope,
+                              "redirect_uris": list(client.redirect_uris),
+                              "organization": client.organization}
+    if registration.secret is not None:
+        answer["client_secret"] = registration.secret
+    return _json(answer, status=201)
+
+
 ACCOUNT_ROUTES: Final = [
     Route("/accounts/register", register, methods=["POST"]),
     Route("/accounts/verify-email", verify_email, methods=["GET", "POST"]),
@@ -214,6 +287,8 @@ ACCOUNT_ROUTES: Final = [
     Route("/admin/accounts/{id}/suspend", suspend, methods=["POST"]),
     Route("/admin/accounts/{id}/terminate", terminate, methods=["POST"]),
     Route("/admin/doctors/{id}/verify", verify_doctor, methods=["POST"]),
+    Route("/admin/accounts", create_account, methods=["POST"]),
+    Route("/admin/clients", register_client, methods=["POST"]),
 ]
 """Every account endpoint, for the application to mount at its root."""
 
@@ -221,6 +296,11 @@ ACCOUNT_ROUTES: Final = [
 def _service(request: Request) -> AccountService:
     service: AccountService = request.app.state.accounts
     return service
+
+
+def _auth_store(request: Request) -> AuthStore:
+    store: AuthStore = request.app.state.runtime.auth_store
+    return store
 
 
 def _caller(request: Request) -> Principal:
@@ -274,6 +354,32 @@ def _optional_text(body: dict[str, Any], name: str) -> str | None:
         raise AccountError("field-type", 400, FIELD_TYPE, name=name, kind="a string",
                            kind_fr="une chaîne")
     return value.strip()
+
+
+def _person_role(text: str) -> Role:
+    for role in OPERATOR_ROLES:
+        if role == text:
+            return role
+    raise AccountError("unknown-role", 422, UNKNOWN_ACCOUNT_ROLE, role=text,
+                       roles=", ".join(OPERATOR_ROLES))
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise AccountError("field-type", 400, FIELD_TYPE, name=name, kind="true or false",
+                           kind_fr="true ou false")
+    return value
+
+
+def _optional_object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise AccountError("field-type", 400, FIELD_TYPE, name=name, kind="a JSON object",
+                           kind_fr="un objet JSON")
+    return value
 
 
 def _names(body: dict[str, Any], name: str) -> tuple[str, ...]:

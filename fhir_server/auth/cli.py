@@ -100,24 +100,42 @@ def new_client_id() -> str:
 
 def registration_from(args: argparse.Namespace) -> Registration:
     """The client ``clients add`` describes; raises ClientInputError for invalid options."""
+    jwks = None if args.jwks_file is None else _jwks_from(args.jwks_file)
+    return client_registration(name=args.name, scope=args.scope, public=args.public,
+                               secret=args.secret, redirect_uris=tuple(args.redirect_uris),
+                               jwks_url=args.jwks_url, jwks=jwks,
+                               organization=args.organization)
+
+
+def client_registration(*, name: str, scope: str, public: bool = False, secret: bool = False,
+                        redirect_uris: tuple[str, ...] = (), jwks_url: str | None = None,
+                        jwks: dict[str, Any] | None = None,
+                        organization: str | None = None) -> Registration:
+    """A new client from its description (the options of ``clients add``, or the JSON of
+    ``POST /admin/clients``), with a fresh id and, when ``secret``, a fresh secret; raises
+    ClientInputError for anything invalid (the message names the option)."""
     from fhir_server.auth.client_secrets import hash_secret, new_client_secret
     from fhir_server.auth.model import Client, utc_now
 
-    scope = _checked_scope(args.scope)
-    redirect_uris = tuple(_checked_url(uri, "--redirect-uri") for uri in args.redirect_uris)
-    if any(urlsplit(uri).fragment for uri in redirect_uris):
+    checked_scope = _checked_scope(scope)
+    uris = tuple(_checked_url(uri, "--redirect-uri") for uri in redirect_uris)
+    if any(urlsplit(uri).fragment for uri in uris):
         raise ClientInputError("a redirect URI cannot have a #fragment")
-    jwks_url = None if args.jwks_url is None else _checked_url(args.jwks_url, "--jwks-url")
-    jwks = None if args.jwks_file is None else _jwks_from(args.jwks_file)
-    kind = _kind(public=args.public, secret=args.secret, has_keys=bool(jwks_url or jwks),
-                 redirect_uris=redirect_uris)
-    secret = new_client_secret() if args.secret else None
-    client = Client(client_id=new_client_id(), name=_checked_name(args.name),
-                    kind=kind, scope=scope, created=utc_now(), redirect_uris=redirect_uris,
-                    jwks_url=jwks_url, jwks=jwks,
-                    secret_hash=None if secret is None else hash_secret(secret),
-                    organization=_organization(args.organization))
-    return Registration(client, secret)
+    checked_jwks_url = None if jwks_url is None else _checked_url(jwks_url, "--jwks-url")
+    if jwks_url is not None and jwks is not None:
+        raise ClientInputError("give the client's keys once: --jwks-url or --jwks-file")
+    keys = None if jwks is None else checked_jwks(jwks, "--jwks-file")
+    kind = _kind(public=public, secret=secret, has_keys=bool(checked_jwks_url or keys),
+                 redirect_uris=uris)
+    if public and (secret or checked_jwks_url or keys):
+        raise ClientInputError("a public client has no credentials: drop --secret and keys")
+    new_secret = new_client_secret() if secret else None
+    client = Client(client_id=new_client_id(), name=_checked_name(name),
+                    kind=kind, scope=checked_scope, created=utc_now(), redirect_uris=uris,
+                    jwks_url=checked_jwks_url, jwks=keys,
+                    secret_hash=None if new_secret is None else hash_secret(new_secret),
+                    organization=_organization(organization))
+    return Registration(client, new_secret)
 
 
 def _kind(*, public: bool, secret: bool, has_keys: bool,
@@ -184,14 +202,20 @@ def _jwks_from(path: Path) -> dict[str, Any]:
         raise ClientInputError(f"--jwks-file {path}: cannot read it ({exc.strerror})") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ClientInputError(f"--jwks-file {path}: not JSON ({exc})") from exc
+    return checked_jwks(document, f"--jwks-file {path}")
+
+
+def checked_jwks(document: object, source: str) -> dict[str, Any]:
+    """``document`` when it is a JWKS of public keys; ClientInputError (starting with
+    ``source``) otherwise."""
     keys = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(keys, list) or not keys:
-        raise ClientInputError(f"--jwks-file {path}: a JWKS is a JSON object whose \"keys\" "
+    if not isinstance(document, dict) or not isinstance(keys, list) or not keys:
+        raise ClientInputError(f"{source}: a JWKS is a JSON object whose \"keys\" "
                                "is a non-empty array")
     if not all(isinstance(key, dict) and isinstance(key.get("kty"), str) for key in keys):
-        raise ClientInputError(f"--jwks-file {path}: every key must be an object with \"kty\"")
+        raise ClientInputError(f"{source}: every key must be an object with \"kty\"")
     if any("d" in key for key in keys):
-        raise ClientInputError(f"--jwks-file {path}: holds a private key; register the public "
+        raise ClientInputError(f"{source}: holds a private key; register the public "
                                "keys only")
     jwks: dict[str, Any] = document
     return jwks
