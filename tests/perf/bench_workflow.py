@@ -5,7 +5,10 @@ each step as its real principal (access policy, state machine and intake rules a
 docs/performance.md: the submission of a skin case as one transaction (Patient, Coverage,
 Consent, form, three photos of ``--photo-kb`` KB as Binary + Media, ServiceRequest, Task) by its
 pharmacist, p50/p95 in ms and cases per second (one at a time); then the claim → complete
-cycle by a tier-1 doctor (``$claim``, then ``$complete`` with a DiagnosticReport), p50/p95.
+cycle by a tier-1 doctor (``$claim``, then ``$complete`` with a DiagnosticReport), p50/p95;
+then, with ``--waiting`` more cases left requested, a tier-1 doctor's poll
+``Task?status=requested&_lastUpdated=gt<start>`` (its access policy compiled into the query),
+p50/p95.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def percentiles(samples: Sequence[float]) -> tuple[float, float]:
             ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))])
 
 
-async def measure(cases: int, kilobytes: int) -> dict[str, Any]:
+async def measure(cases: int, kilobytes: int, waiting: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         settings = Settings(data_dir=Path(directory), api_token=SecretStr("bench" * 5),
                             outbox_dispatch=False, routing_sweep_seconds=0)
@@ -102,34 +105,51 @@ async def measure(cases: int, kilobytes: int) -> dict[str, Any]:
                         id=task, parameters={"resourceType": "Parameters",
                                              "parameter": parameters}))
                 cycles.append(time.perf_counter() - started)
+            start = "2000-01-01T00:00:00Z"
+            for number in range(cases, cases + waiting):
+                await pharmacist.process_bundle(
+                    transaction(case_resources(number, kilobytes=4)), base_url=BASE)
+            polls: list[float] = []
+            for _ in range(100):
+                started = time.perf_counter()
+                found = await doctor.search(base_url=BASE, resource_type="Task", params=[
+                    ("status", "requested"), ("_lastUpdated", f"gt{start}"), ("_count", "50")])
+                polls.append(time.perf_counter() - started)
+            offered = len(found.get("entry", []))
         finally:
             await runtime.stop()
-    return {"submissions": submissions, "cycles": cycles}
+    return {"submissions": submissions, "cycles": cycles, "polls": polls, "offered": offered}
 
 
-def render(results: dict[str, Any], cases: int, kilobytes: int) -> str:
+def render(results: dict[str, Any], cases: int, kilobytes: int, waiting: int) -> str:
     submit_50, submit_95 = percentiles(results["submissions"])
     cycle_50, cycle_95 = percentiles(results["cycles"])
+    poll_50, poll_95 = percentiles(results["polls"])
     rate = len(results["submissions"]) / sum(results["submissions"])
     return "\n".join([
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, {platform.system()}",
-        f"command: python -m tests.perf.bench_workflow --cases {cases} --photo-kb {kilobytes}",
+        f"command: python -m tests.perf.bench_workflow --cases {cases} --photo-kb {kilobytes} "
+        f"--waiting {waiting}",
         "| step | p50 ms | p95 ms | per second (one at a time) |",
         "|---|---|---|---|",
         f"| submission ({PHOTOS} photos of {kilobytes} KB, 13 resources) | {submit_50 * 1000:.1f} "
         f"| {submit_95 * 1000:.1f} | {rate:.1f} |",
         f"| claim + complete | {cycle_50 * 1000:.1f} | {cycle_95 * 1000:.1f} | "
-        f"{len(results['cycles']) / sum(results['cycles']):.1f} |"])
+        f"{len(results['cycles']) / sum(results['cycles']):.1f} |",
+        f"| a doctor's poll ({results['offered']} offered of {cases + waiting} cases) | "
+        f"{poll_50 * 1000:.1f} | {poll_95 * 1000:.1f} | "
+        f"{1 / statistics.mean(results['polls']):.0f} |"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--photo-kb", type=int, default=300)
+    parser.add_argument("--waiting", type=int, default=200)
     args = parser.parse_args(argv)
-    results = asyncio.run(measure(args.cases, args.photo_kb))
-    print(render(results, args.cases, args.photo_kb))
+    results = asyncio.run(measure(args.cases, args.photo_kb, args.waiting))
+    print(render(results, args.cases, args.photo_kb, args.waiting))
     return 0
 
 

@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback import LoopbackServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +45,15 @@ class HookBehaviour:
             return self.queued.pop(0) if self.queued else self.default
 
 
-class HookReceiver:
+class HookReceiver(LoopbackServer):
     """The running receiver: ``url(path)`` to subscribe with, ``requests`` received so far."""
 
     def __init__(self) -> None:
         self.behaviour = HookBehaviour()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self.behaviour))
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.02,),
-                                        daemon=True)
+        super().__init__(_handler_for(self.behaviour))
 
     def url(self, path: str = "/hook") -> str:
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
+        return self.root + path
 
     @property
     def requests(self) -> tuple[HookRequest, ...]:
@@ -71,13 +70,6 @@ class HookReceiver:
             self.behaviour.queued = list(statuses)
             self.behaviour.default = then
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(timeout=5)
 
 
 def _handler_for(behaviour: HookBehaviour) -> type[BaseHTTPRequestHandler]:

@@ -14,10 +14,12 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from joserfc.jwk import ECKey, RSAKey
+
+from tests.support.loopback import LoopbackServer
 
 JWKS_PATH = "/jwks.json"
 
@@ -41,19 +43,16 @@ class JwksBehaviour:
         return json.dumps({"keys": list(self.keys)}).encode()
 
 
-class JwksServer:
+class JwksServer(LoopbackServer):
     """The running server: ``url`` to fetch, ``requests`` answered so far, ``publish`` to rotate."""
 
     def __init__(self, behaviour: JwksBehaviour) -> None:
         self.behaviour = behaviour
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(behaviour))
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.02,),
-                                        daemon=True)
+        super().__init__(_handler_for(behaviour))
 
     @property
     def url(self) -> str:
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}{JWKS_PATH}"
+        return self.root + JWKS_PATH
 
     @property
     def requests(self) -> int:
@@ -66,13 +65,6 @@ class JwksServer:
             self.behaviour.keys = list(keys)
             self.behaviour.cache_control = cache_control
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(timeout=5)
 
 
 def _handler_for(behaviour: JwksBehaviour) -> type[BaseHTTPRequestHandler]:

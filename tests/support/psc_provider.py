@@ -26,13 +26,15 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+
+from tests.support.loopback import LoopbackServer
 
 REALM = "/auth/realms/esante-wallet"
 DISCOVERY_PATH = REALM + "/.well-known/openid-configuration"
@@ -100,19 +102,12 @@ class PscBehaviour:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class PscProvider:
+class PscProvider(LoopbackServer):
     """The running provider: ``issuer`` to configure our client with, ``requests`` per path."""
 
     def __init__(self, behaviour: PscBehaviour) -> None:
         self.behaviour = behaviour
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.02,),
-                                        daemon=True)
-
-    @property
-    def root(self) -> str:
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(_handler_for(self))
 
     @property
     def issuer(self) -> str:
@@ -123,13 +118,6 @@ class PscProvider:
         with self.behaviour.lock:
             return self.behaviour.requests[path]
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(timeout=5)
 
     def discovery(self) -> dict[str, Any]:
         return {
