@@ -112,7 +112,7 @@ async def authorize(scope: Scope, expected: bytes) -> Response | None:
     store = _auth_store(scope)
     grant = None if token is None or store is None else await grant_for(store, token)
     access = None if grant is None or store is None else await _access_of_grant(
-        store, grant, token or "", _users(scope))
+        store, grant, _users(scope))
     if grant is None or access is None:
         return error_response(FhirError(
             ErrorCode.UNAUTHENTICATED, "The bearer token is not valid (unknown, expired or "
@@ -124,7 +124,7 @@ async def authorize(scope: Scope, expected: bytes) -> Response | None:
     return None
 
 
-async def _access_of_grant(store: AuthStore, grant: Grant, token: str,
+async def _access_of_grant(store: AuthStore, grant: Grant,
                            users: UserDirectory | None) -> Access | None:
     """The access of a usable token; None when its client was revoked or its account may no
     longer act (the token is then refused like an invalid one)."""
@@ -139,11 +139,7 @@ async def _access_of_grant(store: AuthStore, grant: Grant, token: str,
     person = None if users is None else await users.principal_of(grant.subject)
     if person is None:
         return None
-    record = await store.find_token(token)
-    context = record.context if record is not None else {}
-    patient = context.get("patient")
-    return Access(person, grant.scopes, ("user", "patient"),
-                  patient=patient if isinstance(patient, str) else None)
+    return Access(person, grant.scopes, ("user", "patient"), patient=grant.patient)
 
 
 def access_of(request: Request) -> Access | None:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir_server.auth.model import AuthStore, IssuedToken
-from fhir_server.auth.scopes import AccessContext, InvalidScope, ScopeSet, parse_scopes
+from fhir_server.auth.scopes import InvalidScope, ScopeSet, parse_scopes
 
 INACTIVE: dict[str, Any] = {"active": False}
 """The whole introspection answer for a token that is not usable (RFC 7662 section 2.2)."""
@@ -24,13 +24,14 @@ _CORE_MEMBERS = frozenset({"active", "scope", "client_id", "exp", "iat", "token_
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What a request presenting an access token may do: the client's granted scopes, asked in
-    ``context`` (backend clients: ``system``)."""
+    """What a request presenting an access token may do: the client's granted scopes, the
+    account it was issued to (``subject``; None for a backend client) and the launch patient of
+    its ``patient/`` scopes."""
 
     client_id: str
     scopes: ScopeSet
     subject: str | None = None
-    context: AccessContext = "system"
+    patient: str | None = None
 
 
 async def grant_for(store: AuthStore, token: str, *, now: datetime | None = None
@@ -44,7 +45,9 @@ async def grant_for(store: AuthStore, token: str, *, now: datetime | None = None
         scopes = parse_scopes(record.scope)
     except InvalidScope:
         return None
-    return Grant(client_id=record.client_id, scopes=scopes, subject=record.subject)
+    patient = record.context.get("patient")
+    return Grant(client_id=record.client_id, scopes=scopes, subject=record.subject,
+                 patient=patient if isinstance(patient, str) else None)
 
 
 async def may_introspect(store: AuthStore, presented: str | None, *, operator_token: str,

@@ -37,6 +37,7 @@ from tests.support.app_launch import (
     Prepared,
     authorize_parameters,
     launch_kit,
+    operator_patient,
     parse_page,
     published_keys,
     sign_in_form,
@@ -99,6 +100,13 @@ async def test_a_standalone_launch_end_to_end(web: LaunchKit) -> None:
     assert chosen.status_code == 200 and chosen.json()["id"] == web.patient
     elsewhere = await web.http.get(f"/fhir/Patient/{web.other_patient}", headers=bearer)
     assert elsewhere.status_code == 404
+    pharmacy = web.pharmacist.principal().organization
+    assert pharmacy is not None
+    sibling = await operator_patient(web.http, pharmacy, family="Voisin")
+    assert (await web.http.get(f"/fhir/Patient/{sibling}", headers=bearer)).status_code == 404
+    listed = (await web.http.get("/fhir/Patient", headers=bearer)).json()
+    assert [entry["resource"]["id"] for entry in listed.get("entry", [])
+            if entry["search"]["mode"] == "match"] == [web.patient]
 
     published = (await web.http.get("/auth/jwks")).json()
     claims = jwt.decode(body["id_token"], published_keys(published),
