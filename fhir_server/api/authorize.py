@@ -61,6 +61,7 @@ from fhir_server.auth.authorization_code import (
 from fhir_server.auth.pro_sante_connect import ProSanteConnect
 from fhir_server.auth.scopes import ContextScope, ResourceScope, Scope
 from fhir_server.auth.users import SignedInUser, SignInRefused
+from fhir_server.crypto.base64url import b64url_encode
 
 SIGN_IN: Final = "sign-in"
 CHOOSE_PATIENT: Final = "choose-patient"
@@ -458,7 +459,7 @@ def _form_mac(key: bytes, parameters: Sequence[tuple[str, str]], expires: int) -
     payload = json.dumps([expires, [list(pair) for pair in parameters]],
                          separators=(",", ":"), ensure_ascii=True).encode()
     digest = hmac.new(key, payload, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+    return b64url_encode(digest)
 
 
 def form_items(form: FormData) -> list[tuple[str, str]]:

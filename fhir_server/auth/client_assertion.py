@@ -14,7 +14,6 @@ with the assertion and never carries key material.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import time
@@ -26,6 +25,7 @@ from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError
 
 from fhir_server.auth.jwks import JwksSource, JwksUnavailable, PublicKey
+from fhir_server.crypto.base64url import b64url_decode
 
 ACCEPTED_ALGORITHMS = frozenset({"RS384", "ES384"})
 MAX_LIFETIME = 300.0
@@ -93,7 +93,7 @@ def _header_of(assertion: str) -> Mapping[str, Any]:
         raise InvalidClientAssertion("client_assertion is not a compact JWS (JWT)")
     try:
         segment = parts[0].encode("ascii")
-        header = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
+        header = json.loads(b64url_decode(segment))
     except (ValueError, UnicodeError, RecursionError) as error:
         raise InvalidClientAssertion("the client_assertion header is not base64url JSON") from error
     if not isinstance(header, dict):

@@ -7,12 +7,13 @@ Verification derives the key again and compares in constant time.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Final
+
+from fhir_server.crypto.base64url import b64url_decode, b64url_encode
 
 SCHEME: Final = "scrypt"
 COST_N: Final = 2**14
@@ -89,11 +90,11 @@ def _acceptable_cost(n: int, r: int, p: int) -> bool:
 
 
 def _encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return b64url_encode(raw)
 
 
 def _decode(text: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return b64url_decode(text)
     except (ValueError, TypeError) as exc:
         raise ValueError("not base64url") from exc

@@ -10,13 +10,13 @@ malformed, wrong, or equal to the challenge itself (which is what a client confu
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
 from typing import Final
 
 from fhir_server.auth.token_endpoint import OAuthError
+from fhir_server.crypto.base64url import b64url_encode
 
 S256: Final = "S256"
 VERIFIER_RE: Final = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -31,7 +31,7 @@ class InvalidChallenge(ValueError):
 def s256_challenge(verifier: str) -> str:
     """The S256 code challenge of ``verifier``: BASE64URL(SHA256(ASCII(verifier)))."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+    return b64url_encode(digest)
 
 
 def check_challenge(challenge: str | None, method: str | None) -> str:

@@ -48,6 +48,7 @@ from fhir_server.access.principal import Role
 from fhir_server.auth.jwks import JwksSource, JwksUnavailable, is_loopback_host
 from fhir_server.auth.pkce import s256_challenge
 from fhir_server.auth.users import SignedInUser, SignInRefused
+from fhir_server.crypto.base64url import b64url_decode, b64url_encode
 from fhir_server.digits import is_number
 from fhir_server.settings import Settings
 
@@ -540,7 +541,7 @@ def _kid_of(token: str, what: str) -> str:
     if len(parts) != 3:
         raise _invalid_answer(f"the {what} is not a compact JWS")
     try:
-        header = json.loads(_b64decode(parts[0]))
+        header = json.loads(b64url_decode(parts[0]))
     except (ValueError, UnicodeError, RecursionError) as error:
         raise _invalid_answer(f"the {what} header is not base64url JSON") from error
     if not isinstance(header, dict) or header.get("alg") != ID_TOKEN_ALGORITHM:
@@ -608,11 +609,6 @@ def _random_token(size: int = 32) -> str:
     return secrets.token_urlsafe(size)
 
 
-def _b64decode(segment: str) -> bytes:
-    data = segment.encode("ascii")
-    return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
-
-
 # --- keeping the pending sign-in in the browser ---------------------------------------------------
 
 def seal_pending(pending: PendingSignIn, *, key: bytes) -> str:
@@ -622,7 +618,7 @@ def seal_pending(pending: PendingSignIn, *, key: bytes) -> str:
     nonce = secrets.token_bytes(12)
     plaintext = json.dumps(asdict(pending), separators=(",", ":")).encode()
     sealed = AESGCM(_pending_key(key)).encrypt(nonce, plaintext, _PENDING_INFO)
-    return _PENDING_FORMAT + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+    return _PENDING_FORMAT + b64url_encode(nonce + sealed)
 
 
 def open_pending(value: str, *, key: bytes, now: float | None = None) -> PendingSignIn:
@@ -631,7 +627,7 @@ def open_pending(value: str, *, key: bytes, now: float | None = None) -> Pending
     if not value.startswith(_PENDING_FORMAT):
         raise _session_expired("the pending sign-in cookie has an unknown format")
     try:
-        raw = _b64decode(value[len(_PENDING_FORMAT):])
+        raw = b64url_decode(value[len(_PENDING_FORMAT):])
         plaintext = AESGCM(_pending_key(key)).decrypt(raw[:12], raw[12:], _PENDING_INFO)
         pending = PendingSignIn(**json.loads(plaintext))
     except (InvalidTag, ValueError, TypeError, UnicodeError) as error:

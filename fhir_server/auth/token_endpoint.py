@@ -30,6 +30,7 @@ from fhir_server.auth.client_secrets import verify_secret
 from fhir_server.auth.jwks import JwksSource, JwksUnavailable
 from fhir_server.auth.model import AuthStore, Client, IssuedToken, token_hash, utc_now
 from fhir_server.auth.scopes import InvalidScope, ResourceScope, ScopeSet
+from fhir_server.crypto.base64url import b64url_decode
 
 CLIENT_CREDENTIALS: Final = "client_credentials"
 AUTHORIZATION_CODE: Final = "authorization_code"
@@ -303,7 +304,7 @@ def unverified_issuer(assertion: str) -> str:
         raise OAuthError("invalid_client", "client_assertion is not a compact JWS (JWT)")
     segment = parts[1].encode("ascii", errors="replace")
     try:
-        claims = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
+        claims = json.loads(b64url_decode(segment))
     except (ValueError, binascii.Error, UnicodeError, RecursionError) as error:
         raise OAuthError("invalid_client", "the client_assertion payload is not JSON") from error
     issuer = claims.get("iss") if isinstance(claims, dict) else None

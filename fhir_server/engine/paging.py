@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from typing import Any
 
 import orjson
 
+from fhir_server.crypto.base64url import b64url_decode, b64url_encode
 from fhir_server.errors import ErrorCode, FhirError
 
 
 def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return b64url_encode(raw)
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return b64url_decode(text)
 
 
 class CursorSigner:
