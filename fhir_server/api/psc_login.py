@@ -49,9 +49,8 @@ from fhir_server.auth.authorization_code import AppAuthorization, AuthorizeReque
 from fhir_server.auth.pro_sante_connect import (
     PENDING_SECONDS,
     PscSignInRefused,
-    open_pending,
-    seal_pending,
 )
+from fhir_server.auth.psc_pending import open_pending, seal_pending
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ The flow, as the HTTP layer drives it:
 
 1. ``ProSanteConnect.begin(redirect_uri=…, return_to=…)`` gives the URL to send the browser to
    and a ``PendingSignIn`` (state, nonce, PKCE verifier) that the caller keeps until the
-   callback, e.g. in the cookie that ``seal_pending`` makes and ``open_pending`` reads back.
+   callback, e.g. in the cookie that ``psc_pending.seal_pending`` makes and
+   ``open_pending`` reads back.
 2. PSC redirects to our callback with ``code`` and ``state``;
    ``ProSanteConnect.sign_in(pending, callback_query, find_by_rpps=…)`` checks the state,
    exchanges the code (client_secret_basic + PKCE verifier), verifies the ID token (RS256 with
@@ -31,15 +32,11 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import RSAKey
@@ -48,7 +45,7 @@ from fhir_server.access.principal import Role
 from fhir_server.auth.jwks import JwksSource, JwksUnavailable, is_loopback_host
 from fhir_server.auth.pkce import s256_challenge
 from fhir_server.auth.users import SignedInUser, SignInRefused
-from fhir_server.crypto.base64url import b64url_decode, b64url_encode
+from fhir_server.crypto.base64url import b64url_decode
 from fhir_server.digits import is_number
 from fhir_server.settings import Settings
 
@@ -64,9 +61,6 @@ PENDING_SECONDS: Final = 600
 CLOCK_LEEWAY: Final = 60.0
 """Tolerated clock difference with PSC, in seconds, for ``exp`` and ``iat``."""
 MAX_RESPONSE_BYTES: Final = 256 * 1024
-MIN_PENDING_KEY_BYTES: Final = 32
-_PENDING_FORMAT: Final = "v1."
-_PENDING_INFO: Final = b"pictaderm/psc-pending-sign-in/v1"
 
 FindByRpps = Callable[[str], Awaitable[SignedInUser | None]]
 """``UserDirectory.by_rpps``: the account of a verified doctor or medical director by RPPS."""
@@ -90,7 +84,7 @@ def _unavailable(reason: str) -> PscSignInRefused:
         "your email and password.", reason=reason)
 
 
-def _session_expired(reason: str) -> PscSignInRefused:
+def session_expired(reason: str) -> PscSignInRefused:
     return PscSignInRefused(
         "psc-session-expired",
         "Cette connexion Pro Santé Connect a expiré ou ne vient pas de ce navigateur. "
@@ -457,10 +451,10 @@ def _fetchable(url: str) -> bool:
 def _check_callback(pending: PendingSignIn, callback: Mapping[str, str], *, now: float) -> None:
     """The callback belongs to this pending sign-in, is still on time and carries a code."""
     if now > pending.expires_at:
-        raise _session_expired("the pending sign-in expired before the callback")
+        raise session_expired("the pending sign-in expired before the callback")
     state = callback.get("state", "")
     if not hmac.compare_digest(state.encode(), pending.state.encode()):
-        raise _session_expired("the callback state is not the pending sign-in's")
+        raise session_expired("the callback state is not the pending sign-in's")
     error = callback.get("error")
     if error == "access_denied":
         raise PscSignInRefused(
@@ -607,37 +601,3 @@ def safe_return_path(candidate: str) -> str:
 
 def _random_token(size: int = 32) -> str:
     return secrets.token_urlsafe(size)
-
-
-# --- keeping the pending sign-in in the browser ---------------------------------------------------
-
-def seal_pending(pending: PendingSignIn, *, key: bytes) -> str:
-    """The pending sign-in as a cookie value: AES-256-GCM under a key derived from ``key``
-    (at least 32 bytes of the server's secret), so the browser can neither read the PKCE
-    verifier nor change anything. Opened by ``open_pending``."""
-    nonce = secrets.token_bytes(12)
-    plaintext = json.dumps(asdict(pending), separators=(",", ":")).encode()
-    sealed = AESGCM(_pending_key(key)).encrypt(nonce, plaintext, _PENDING_INFO)
-    return _PENDING_FORMAT + b64url_encode(nonce + sealed)
-
-
-def open_pending(value: str, *, key: bytes, now: float | None = None) -> PendingSignIn:
-    """The pending sign-in sealed in ``value``; ``PscSignInRefused`` (``psc-session-expired``)
-    when it was not sealed with ``key``, was altered, or has expired."""
-    if not value.startswith(_PENDING_FORMAT):
-        raise _session_expired("the pending sign-in cookie has an unknown format")
-    try:
-        raw = b64url_decode(value[len(_PENDING_FORMAT):])
-        plaintext = AESGCM(_pending_key(key)).decrypt(raw[:12], raw[12:], _PENDING_INFO)
-        pending = PendingSignIn(**json.loads(plaintext))
-    except (InvalidTag, ValueError, TypeError, UnicodeError) as error:
-        raise _session_expired("the pending sign-in cookie does not open") from error
-    if (time.time() if now is None else now) > pending.expires_at:
-        raise _session_expired("the pending sign-in expired before the callback")
-    return pending
-
-
-def _pending_key(key: bytes) -> bytes:
-    if len(key) < MIN_PENDING_KEY_BYTES:
-        raise ValueError(f"the pending sign-in key needs at least {MIN_PENDING_KEY_BYTES} bytes")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_PENDING_INFO).derive(key)

@@ -34,7 +34,8 @@ from fhir_server.api.app import create_app
 from fhir_server.api.psc_login import pending_key
 from fhir_server.auth.model import Client, utc_now
 from fhir_server.auth.pkce import s256_challenge
-from fhir_server.auth.pro_sante_connect import PscClientConfig, open_pending, seal_pending
+from fhir_server.auth.pro_sante_connect import PscClientConfig
+from fhir_server.auth.psc_pending import open_pending, seal_pending
 from fhir_server.engine.engine import Engine
 from fhir_server.settings import Settings
 from tests.support.psc_provider import (

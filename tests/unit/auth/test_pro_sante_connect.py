@@ -21,11 +21,10 @@ from fhir_server.auth.pro_sante_connect import (
     PscClientConfig,
     PscSignInRefused,
     basic_authorization,
-    open_pending,
     rpps_of,
     safe_return_path,
-    seal_pending,
 )
+from fhir_server.auth.psc_pending import open_pending, seal_pending
 from fhir_server.auth.users import SignedInUser, SignInRefused
 from fhir_server.settings import Settings
 from tests.support.psc_provider import (
