@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -23,7 +21,7 @@ from fhir_server.auth.model import (
     token_hash,
     utc_now,
 )
-from tests.support.backends import BACKENDS, mongo_is_live
+from tests.support.backends import BACKENDS, fresh_mongo_database
 
 JWKS = {"keys": [{"kty": "EC", "crv": "P-384", "kid": "k1", "x": "AAAA", "y": "BBBB"}]}
 
@@ -36,15 +34,8 @@ def _auth_store(backend: str, tmp_path: Path) -> tuple[AuthStore, Any]:
         return SqliteAuthStore(tmp_path / "auth.sqlite3"), None
     from fhir_server.auth.mongo_auth import MongoAuthStore
 
-    name = f"test_auth_{uuid.uuid4().hex[:12]}"
-    if mongo_is_live():
-        from motor.motor_asyncio import AsyncIOMotorClient
-
-        client: Any = AsyncIOMotorClient(os.environ["MONGODB_URL"])
-        return MongoAuthStore(client[name], client=client), (client, name)
-    from tests.support.mongomock_sessions import session_capable_mongomock_client
-
-    return MongoAuthStore(session_capable_mongomock_client()[name]), None
+    database, client, to_drop = fresh_mongo_database("test_auth")
+    return MongoAuthStore(database, client=client), to_drop
 
 
 @pytest.fixture

@@ -36,3 +36,18 @@ def make_store(backend: str, tmp_path: Path) -> Store:
 
         return MongoStore(session_capable_mongomock_client(), database)
     raise ValueError(f"unknown backend {backend}")
+
+
+def fresh_mongo_database(prefix: str) -> tuple[Any, Any, tuple[Any, str] | None]:
+    """A fresh MongoDB database for one test — live (``MONGODB_URL``) or mongomock —, its
+    client when live (to close), and what to drop afterwards: ``(client, name)`` when live,
+    else None."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    if mongo_is_live():
+        from motor.motor_asyncio import AsyncIOMotorClient
+
+        client: Any = AsyncIOMotorClient(os.environ["MONGODB_URL"])
+        return client[name], client, (client, name)
+    from tests.support.mongomock_sessions import session_capable_mongomock_client
+
+    return session_capable_mongomock_client()[name], None, None

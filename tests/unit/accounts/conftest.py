@@ -4,9 +4,7 @@ service over a real engine, SQLite stores and the outbox (emails read back from 
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,7 +26,7 @@ from fhir_server.runtime import build_engine
 from fhir_server.settings import Settings
 from fhir_server.storage.protocol import Store
 from fhir_server.storage.sqlite import SqliteStore
-from tests.support.backends import BACKENDS, mongo_is_live
+from tests.support.backends import BACKENDS, fresh_mongo_database
 
 KEYS = KeyMaterial.from_data_key(bytes(range(32)))
 ROOT = "https://pictaderm.example"
@@ -179,15 +177,8 @@ def account_store_of(backend: str, tmp_path: Path) -> tuple[AccountStore, Any]:
         return SqliteAccountStore(tmp_path / "auth.sqlite3"), None
     from fhir_server.accounts.mongo_accounts import MongoAccountStore
 
-    name = f"test_accounts_{uuid.uuid4().hex[:12]}"
-    if mongo_is_live():
-        from motor.motor_asyncio import AsyncIOMotorClient
-
-        client: Any = AsyncIOMotorClient(os.environ["MONGODB_URL"])
-        return MongoAccountStore(client[name], client=client), (client, name)
-    from tests.support.mongomock_sessions import session_capable_mongomock_client
-
-    return MongoAccountStore(session_capable_mongomock_client()[name]), None
+    database, client, to_drop = fresh_mongo_database("test_accounts")
+    return MongoAccountStore(database, client=client), to_drop
 
 
 @pytest.fixture(params=BACKENDS)
