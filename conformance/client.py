@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, Self, TypeAlias
 
 import httpx
 
@@ -87,7 +87,26 @@ def describe_issues(outcome: Resource, limit: int = 5) -> str:
     return "; ".join(parts) or "none"
 
 
-class FhirClient:
+class HttpSession:
+    """One synchronous httpx client with its trace sink, closed by ``close()`` or on leaving a
+    ``with`` block: what the kit's clients share."""
+
+    def __init__(self, http: httpx.Client, trace: Callable[[str], None] | None) -> None:
+        self._http = http
+        self._trace = trace
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class FhirClient(HttpSession):
     """Synchronous FHIR client on one base URL, sending the bearer token when there is one."""
 
     def __init__(self, base: str, *, token: str | None, timeout: float = DEFAULT_TIMEOUT,
@@ -97,19 +116,8 @@ class FhirClient:
         headers = {"Accept": FHIR_JSON}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.base, headers=headers, timeout=timeout,
-                                  transport=transport)
-        self._trace = trace
-
-    def __enter__(self) -> FhirClient:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
+        super().__init__(httpx.Client(base_url=self.base, headers=headers, timeout=timeout,
+                                      transport=transport), trace)
 
     def probe(self) -> Reply:
         """``GET metadata``; ServerUnreachable when nothing answers at the base."""

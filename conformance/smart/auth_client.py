@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
-from conformance.client import DEFAULT_TIMEOUT, CheckFailure, Reply
+from conformance.client import DEFAULT_TIMEOUT, CheckFailure, HttpSession, Reply
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -49,7 +48,7 @@ def is_absolute_url(value: object) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-class AuthClient:
+class AuthClient(HttpSession):
     """Synchronous HTTP on the FHIR base's origin, for OAuth endpoints and sign-in pages."""
 
     def __init__(self, base: str, *, timeout: float = DEFAULT_TIMEOUT,
@@ -58,18 +57,8 @@ class AuthClient:
         self.origin = origin_of(base)
         if not self.origin:
             raise ValueError(f"the FHIR base {base!r} is not an absolute URL")
-        self._http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
-        self._trace = trace
-
-    def __enter__(self) -> AuthClient:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
+        super().__init__(httpx.Client(timeout=timeout, transport=transport,
+                                      follow_redirects=False), trace)
 
     def forget_cookies(self) -> None:
         """Start the next sign-in as a new browser would: without the server's cookies."""
