@@ -121,6 +121,65 @@ class Settings(BaseSettings):
         default=1800.0, description="Longest wait between two tries of a notification.")
     subscription_timeout_seconds: float = Field(
         default=10.0, description="How long a subscriber's endpoint may take to answer.")
+    # --- the report, the DMP export, photos and notifications (issue #7) -------------------
+    platform_name: str = Field(default="Pictaderm",
+                               description="The platform's name on reports and documents.")
+    document_oid_root: str = Field(
+        default="2.25",
+        description="OID arc under which report documents get their unique id (CDA id@root, "
+                    "DocumentReference.masterIdentifier, XDS uniqueId). The default 2.25 "
+                    "makes an OID from a UUID (ITU-T X.667), needing no registration; a "
+                    "registered root of the operator's can replace it.")
+    document_class_code: str = Field(
+        default="10",
+        description="The report's document class (TRE_A03-ClasseDocument) in the DMP "
+                    "metadata; 10 'Compte rendu' is unverified for LOINC 85208-7.")
+    dmp_export: Literal["off", "mhd", "xds"] = Field(
+        default="off",
+        description="How completed reports go toward the DMP: off, mhd (IHE MHD ITI-65 to "
+                    "dmp_mhd_url, ANS PDSm) or xds (XDS.b ITI-41 SOAP to dmp_xds_url).")
+    dmp_mhd_url: str | None = Field(
+        default=None, description="FHIR base URL of the MHD Document Recipient (ITI-65).")
+    dmp_mhd_token: SecretStr | None = Field(
+        default=None, description="Bearer token sent to the MHD Document Recipient.")
+    dmp_xds_url: str | None = Field(
+        default=None, description="The XDS.b Document Repository's ProvideAndRegister "
+                                  "(ITI-41) endpoint.")
+    dmp_signing_key: SecretStr | None = Field(
+        default=None, description="PEM of the private key signing the VIHF assertion and the "
+                                  "XAdES signature of XDS submissions.")
+    dmp_signing_certificate: str | None = Field(
+        default=None, description="PEM of the certificate of dmp_signing_key.")
+    dmp_structure_id: str | None = Field(
+        default=None, description="The platform's national structure id (idNST) named in the "
+                                  "VIHF assertion and as the documents' custodian.")
+    dmp_max_attempts: int = Field(
+        default=8, description="Tries of a DMP submission before it is marked dmp-failed.")
+    dmp_retry_base_seconds: float = Field(
+        default=60.0, description="Wait before the first retry of a DMP submission (doubling).")
+    dmp_retry_max_seconds: float = Field(
+        default=3600.0, description="Longest wait between two tries of a DMP submission.")
+    dmp_timeout_seconds: float = Field(
+        default=30.0, description="How long the DMP endpoint may take to answer.")
+    max_image_bytes: int = Field(default=20 * 1024 * 1024,
+                                 description="Largest photo or DICOM instance accepted.")
+    max_image_pixels: int = Field(
+        default=50_000_000,
+        description="Largest photo in pixels (width × height): guards against decompression "
+                    "bombs.")
+    app_base_url: str | None = Field(
+        default=None,
+        description="Base URL of the web application that notification emails link to "
+                    "(…/cases/<Task id>); unset: the FHIR base URL.")
+    sms_url: str | None = Field(
+        default=None,
+        description="Base URL of a Twilio-compatible SMS API (https://api.twilio.com); unset: "
+                    "no SMS is sent.")
+    sms_account_sid: str | None = Field(default=None, description="SMS API account SID.")
+    sms_auth_token: SecretStr | None = Field(default=None, description="SMS API auth token.")
+    sms_from: str | None = Field(default=None, description="Sender number or name of SMS.")
+    notification_timeout_seconds: float = Field(
+        default=10.0, description="How long the SMS API may take to answer.")
     default_page_size: int = 20
     max_page_size: int = 1000
     max_offset: int = 10_000

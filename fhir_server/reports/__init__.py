@@ -1,0 +1,1 @@
+"""The report of a completed case: filed as PDF, DocumentReference and Task output."""
