@@ -70,6 +70,8 @@ from fhir_server.outbox.consumers import (
 )
 from fhir_server.outbox.delivery import CeleryDeliverer, Deliverer, InProcessDeliverer
 from fhir_server.outbox.dispatcher import OutboxDispatcher
+from fhir_server.reports.filed_hook import announce_filed_reports
+from fhir_server.reports.filing import FilingPolicy, filing_consumer
 from fhir_server.search.custom import CustomParameter
 from fhir_server.settings import Mode, Settings
 from fhir_server.storage.factory import open_store
@@ -85,7 +87,7 @@ from fhir_server.subscriptions.wiring import (
 from fhir_server.workflow.operations import task_operations
 from fhir_server.workflow.routing import Deadlines, RoutingSweeper, routing_consumer
 from fhir_server.workflow.stats import stats_operation
-from fhir_server.workflow.task_rules import TASK_TRANSITION, check_task_writes
+from fhir_server.workflow.task_rules import CASE_COMPLETED, TASK_TRANSITION, check_task_writes
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +115,8 @@ def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
         cipher=cipher, indexer=indexer,
         hooks=Hooks(before_commit=[
             GuideGuard(guide).check_writes, catalogue.check_writes, check_task_writes,
-            subscription_rules(https_only=settings.mode == Mode.PRODUCTION), *domain]),
+            subscription_rules(https_only=settings.mode == Mode.PRODUCTION),
+            announce_filed_reports, *domain]),
         cursors=CursorSigner(keys.blind_key),
         limits=Limits(default_page_size=settings.default_page_size,
                       max_page_size=settings.max_page_size, max_offset=settings.max_offset),
@@ -124,10 +127,11 @@ def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
          *task_operations(), stats_operation()]))
 
 
-def engine_consumers(engine: Engine) -> tuple[Consumer, ...]:
-    """The outbox consumers that run with this engine: the ``$reindex`` jobs and the routing
-    of cases whose tier has no doctor left."""
-    return (reindex_consumer(engine.ctx), routing_consumer(engine.ctx))
+def engine_consumers(engine: Engine, settings: Settings) -> tuple[Consumer, ...]:
+    """The outbox consumers that run with this engine: the ``$reindex`` jobs, the routing
+    of cases whose tier has no doctor left, and the filing of completed cases' reports."""
+    return (reindex_consumer(engine.ctx), routing_consumer(engine.ctx),
+            filing_consumer(engine, FilingPolicy.from_settings(settings)))
 
 
 def worker_consumers(settings: Settings) -> BoundConsumers:
@@ -144,12 +148,13 @@ def worker_consumers(settings: Settings) -> BoundConsumers:
         accounts = AccountService(store=account_store, directory=PractitionerDirectory(engine),
                                   mailer=mailer_for(store, settings, keys=keys),
                                   settings=settings)
-        return (*engine_consumers(engine), *mail_consumers(settings, keys=keys),
+        return (*engine_consumers(engine, settings), *mail_consumers(settings, keys=keys),
                 *subscription_consumers(engine, auth_store, accounts,
                                         policy=delivery_policy(settings)))
 
     return BoundConsumers(
-        topics=frozenset({REINDEX_TOPIC, MAIL_TOPIC, TASK_TRANSITION, *SUBSCRIPTION_TOPICS}),
+        topics=frozenset({REINDEX_TOPIC, MAIL_TOPIC, TASK_TRANSITION, CASE_COMPLETED,
+                          *SUBSCRIPTION_TOPICS}),
         build=build)
 
 
@@ -186,7 +191,7 @@ def _deliverer(settings: Settings, store: Store, engine: Engine, keys: KeyMateri
 
         return CeleryDeliverer(create_app(settings))
     consumers = ConsumerRegistry(parent=registry)
-    for bound in (*engine_consumers(engine), *mail_consumers(settings, keys=keys),
+    for bound in (*engine_consumers(engine, settings), *mail_consumers(settings, keys=keys),
                   *subscription_consumers(engine, auth_store, users,
                                           policy=delivery_policy(settings))):
         consumers.register(bound.name, bound.topic, bound.handler)
