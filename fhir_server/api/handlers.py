@@ -2,7 +2,9 @@
 
 Operations share one handler per level: the engine resolves ``$name``; a GET may only invoke an
 operation that does not change state (405 otherwise), its URL parameters becoming its input; a
-POST carries a Parameters resource (or a single resource, or nothing), URL parameters added.
+POST carries a Parameters resource (or a single resource, or nothing; or raw bytes of a media
+type the operation takes raw), URL parameters added. An operation answering a Binary as such
+is sent as raw bytes, unless FHIR JSON is asked for.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import urlencode
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,12 +28,18 @@ from fhir_server.api.negotiation import (
     rendering,
     require_json_body,
 )
-from fhir_server.api.responses import json_response, read_response, write_response
+from fhir_server.api.responses import (
+    binary_response,
+    json_response,
+    read_response,
+    write_response,
+)
 from fhir_server.engine.engine import Engine
 from fhir_server.engine.guide_package import PublishedFile, published_package
 from fhir_server.engine.interactions.patch import PatchDocument
 from fhir_server.engine.jsonio import parse_json, parse_resource
 from fhir_server.engine.operations import (
+    Operation,
     OperationCall,
     OperationLevel,
     parameters_from_body,
@@ -293,19 +302,29 @@ async def _operation(request: Request, level: OperationLevel) -> Response:
     if request.method in ("GET", "HEAD") and operation.affects_state:
         raise FhirError(ErrorCode.METHOD_NOT_ALLOWED,
                         f"${name} changes state: invoke it with POST", headers={"Allow": "POST"})
-    call = OperationCall(name=name, level=level, parameters=await _operation_input(request),
+    call = OperationCall(name=name, level=level,
+                         parameters=await _operation_input(request, operation),
                          base_url=base_url(request), resource_type=p.get("type"),
                          id=p.get("id"))
     result = await engine.operation(operation, call)
+    if result.binary and not how.wants_fhir:
+        return binary_response(orjson.dumps(result.resource), dict(result.headers))
     return json_response(result.resource, status=result.status, pretty=how.pretty,
                          headers=dict(result.headers))
 
 
-async def _operation_input(request: Request) -> ResourceDict:
-    """The Parameters of an invocation: the POST body's (if any), plus the URL parameters."""
+async def _operation_input(request: Request, operation: Operation) -> ResourceDict:
+    """The Parameters of an invocation: the POST body's (if any), plus the URL parameters. A
+    body of a media type the operation takes raw becomes a Binary ``resource`` parameter."""
     query = parameters_from_query(_params(request))
     if request.method != "POST":
         return query
+    kind = media_type(header(request, "content-type"))
+    if kind is not None and kind in operation.raw_input:
+        binary: ResourceDict = {"resourceType": "Binary", "contentType": kind,
+                                "data": base64.b64encode(await _limit(request)).decode("ascii")}
+        return {**query, "parameter": [{"name": "resource", "resource": binary},
+                                       *query["parameter"]]}
     require_json_body(request)
     raw = await _limit(request)
     if not raw.strip():

@@ -7,6 +7,16 @@ own work). It may refuse the commit by raising ``FhirError`` (nothing is written
 return outbox events and further writes — the domain's own effects, such as a Provenance or a
 ServiceRequest closed with its Task — committed atomically with the writes. Those further
 writes are the server's: no access check and no hook runs on them.
+
+A prepare hook transforms each resource a client writes (create, update, patch result,
+transaction or batch entry) before it is validated: it returns the resource to store (the same
+one when it has nothing to change) or refuses it by raising ``FhirError``. It sees one resource
+at a time and must be idempotent, since a write that loses a race is prepared again. Photo
+scrubbing (``fhir_server/media/``) is one: it strips an image's metadata before it is stored.
+
+A bundle check sees a whole transaction or batch Bundle before any of its entries is planned
+(the MHD Document Recipient's check of a Provide Document Bundle, ``fhir_server/dmp/``); it
+refuses the Bundle by raising ``FhirError``, and nothing of it is written.
 """
 
 from __future__ import annotations
@@ -41,6 +51,10 @@ HookOutput = OutboxEvent | PlannedWrite
 """What a hook adds to a commit: an outbox event, or a write of the server's own."""
 BeforeCommitHook = Callable[[Sequence[PlannedWrite], "EngineContext"],
                             Awaitable[Sequence[HookOutput]]]
+PrepareHook = Callable[[ResourceDict, "EngineContext"], ResourceDict]
+"""Gives the resource to validate and store in place of the one a client wrote."""
+BundleCheck = Callable[[ResourceDict, "EngineContext"], Awaitable[None]]
+"""Refuses (``FhirError``) a transaction or batch Bundle before anything of it is planned."""
 
 
 @dataclass
@@ -48,6 +62,8 @@ class Hooks:
     """The registered hooks, called in registration order."""
 
     before_commit: list[BeforeCommitHook] = field(default_factory=list)
+    prepare: list[PrepareHook] = field(default_factory=list)
+    before_bundle: list[BundleCheck] = field(default_factory=list)
 
     def on_before_commit(self, hook: BeforeCommitHook) -> BeforeCommitHook:
         """Register a before-commit hook (usable as a decorator)."""
@@ -61,3 +77,14 @@ class Hooks:
         for hook in self.before_commit:
             added.extend(await hook(writes, ctx))
         return added
+
+    async def run_before_bundle(self, bundle: ResourceDict, ctx: EngineContext) -> None:
+        """Every bundle check, in registration order (the first refusal stops)."""
+        for check in self.before_bundle:
+            await check(bundle, ctx)
+
+    def run_prepare(self, resource: ResourceDict, ctx: EngineContext) -> ResourceDict:
+        """The resource after every prepare hook, applied in registration order."""
+        for hook in self.prepare:
+            resource = hook(resource, ctx)
+        return resource

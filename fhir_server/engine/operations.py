@@ -5,7 +5,9 @@ and instance levels, on which resource types: none listed means every type), whe
 changes state (then only POST may invoke it; without state change GET may too, its URL
 parameters becoming string values), and whether only an operator may call it. Its handler gets
 the engine context and an ``OperationCall`` (the input as a Parameters resource) and answers an
-``OperationResult``: the resource to return and its HTTP status.
+``OperationResult``: the resource to return and its HTTP status. An operation may take a POST
+body of a non-JSON media type it lists in ``raw_input`` (it arrives as a Binary), and may
+answer a Binary to be sent as its raw bytes (``OperationResult.binary``), as a Binary read is.
 
 The API resolves a request with ``OperationRegistry.resolve``, and the CapabilityStatement lists
 ``system_operations`` and ``type_operations`` from the same registry. Domain modules register
@@ -50,6 +52,9 @@ class OperationResult:
     resource: ResourceDict
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
+    binary: bool = False
+    """``resource`` is a Binary that is the answer itself: sent as its bytes with its
+    ``contentType`` unless the client asks for FHIR JSON (as a Binary read is answered)."""
 
 
 OperationHandler: TypeAlias = Callable[["EngineContext", OperationCall],
@@ -74,6 +79,9 @@ class Operation:
     types: frozenset[str] = field(default_factory=frozenset)
     affects_state: bool = True
     admin_only: bool = False
+    raw_input: frozenset[str] = field(default_factory=frozenset)
+    """Media types a POST body may have besides FHIR JSON: such a body reaches the handler as
+    a Binary (its bytes and content type) in the ``resource`` parameter."""
 
     def applies(self, level: OperationLevel, resource_type: str | None) -> bool:
         """Whether the operation may be invoked at this level (on this type)."""

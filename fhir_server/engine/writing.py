@@ -34,14 +34,15 @@ def new_id() -> str:
 def check_resource(ctx: EngineContext, resource: ResourceDict, resource_type: str, *,
                    intake: bool = False) -> Checked:
     """Refuse a body whose type does not match the URL (400) or that the validation refuses
-    (422); otherwise the resource to store (tagged in tag mode) and the issues to report.
-    ``intake``: the resource is written by an intake bundle (see ``write_validation.py``)."""
+    (422); otherwise the resource to store (as the prepare hooks made it, tagged in tag mode)
+    and the issues to report. ``intake``: the resource is written by an intake bundle (see
+    ``write_validation.py``)."""
     declared = resource.get("resourceType")
     if declared != resource_type:
         raise FhirError(ErrorCode.TYPE_MISMATCH,
                         f"The body is a {str(declared)[:60]} but the URL is for {resource_type}",
                         expression=("resourceType",))
-    return ctx.validation.check(resource, intake=intake)
+    return ctx.validation.check(ctx.hooks.run_prepare(resource, ctx), intake=intake)
 
 
 def stamp(resource: ResourceDict, id: str, version: int, last_updated: str) -> ResourceDict:

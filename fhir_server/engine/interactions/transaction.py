@@ -296,6 +296,7 @@ async def process_bundle(ctx: EngineContext, bundle: ResourceDict, *, base_url: 
     if bundle.get("resourceType") != "Bundle":
         raise FhirError(ErrorCode.BAD_REQUEST,
                         "POST to the base URL takes a Bundle of type transaction or batch")
+    await ctx.hooks.run_before_bundle(bundle, ctx)
     kind = bundle.get("type")
     if kind == "transaction":
         return await transaction(ctx, bundle, base_url=base_url, with_resources=with_resources)
