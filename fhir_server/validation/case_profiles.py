@@ -4,16 +4,18 @@ A **case resource** is a resource whose type the guide profiles and which carrie
 guide's *marks* (``MARKS``): at the element its profile constrains, a code of one of the guide's
 own code systems (``https://fhir.pictaderm.com/CodeSystem/…``, any code), or the exact code the
 profile fixes where that code belongs to someone else's system (DICOM ``XC``/``DMS`` on
-``Media.modality``, LOINC ``85208-7`` on ``DocumentReference.type``), or, for a
-QuestionnaireResponse, a ``questionnaire`` under the guide's base. Each mark names the profile
-it brings, so a type with two profiles gets the one its mark picks (``Media.modality``:
-clinical photo or dermoscopy; ``Consent.category``: exchange or research-and-training).
+``Media.modality``, MHD ``submissionset`` on ``List.code``), or, for a QuestionnaireResponse,
+a ``questionnaire`` under the guide's base, or, for a DocumentReference, LOINC ``85208-7`` on
+``type`` with the media type of its content: the CDA filed toward the DMP (``text/xml``,
+PDSm-shaped) or the report itself (any other). Each mark names the profile it brings, so a type
+with several profiles gets the one its mark picks (``Media.modality``: clinical photo or
+dermoscopy; ``Consent.category``: exchange, research-and-training or DMP objection).
 
 An **intake bundle** is a transaction that writes a case Task or a case ServiceRequest. Every
 resource it writes of a type the guide profiles is validated against the guide: by its marks
-when it has some, also the marks that only pick between two profiles (``Consent.scope``),
-otherwise the type's only profile or, for a type with two, the one every case has
-(``INTAKE_DEFAULTS``: the clinical photo, the exchange consent).
+when it has some, else by the marks that only pick between profiles (``Consent.scope``),
+otherwise the type's only profile or, for a type with several, the one every case has
+(``INTAKE_DEFAULTS``: the clinical photo, the exchange consent, the report document).
 
 Nothing else is a case resource: a Patient, a Practitioner, an Observation written alone are
 validated against the core rules and the profiles they declare, never against the guide's
@@ -32,6 +34,8 @@ CASE_ANCHORS: Final = frozenset({"Task", "ServiceRequest"})
 """The types whose case resources make a transaction an intake bundle."""
 
 DICOM: Final = "http://dicom.nema.org/resources/ontology/DCM"
+MHD_LIST_TYPES: Final = "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes"
+CDA_MEDIA_TYPE: Final = "text/xml"
 LOINC: Final = "http://loinc.org"
 CONSENT_SCOPE: Final = "http://terminology.hl7.org/CodeSystem/consentscope"
 
@@ -100,7 +104,32 @@ class CanonicalMark:
         return replace(self, base=base, profile=profile_url(base, self.profile))
 
 
-MARKS: Final[tuple[CodeMark | CanonicalMark, ...]] = (
+@dataclass(frozen=True, slots=True)
+class DocumentMark:
+    """A DocumentReference of LOINC type ``code`` whose content is a CDA (``text/xml``:
+    ``cda``) or not; the report and its CDA form filed toward the DMP share their type."""
+
+    code: str
+    cda: bool
+    profile: str
+    resource_type: str = "DocumentReference"
+    alone: bool = True
+
+    def found_in(self, resource: Mapping[str, Any]) -> bool:
+        typed = any(system == LOINC and code == self.code
+                    for system, code in codings(resource.get("type")))
+        contents = resource.get("content")
+        is_cda = isinstance(contents, list) and any(
+            isinstance(content, dict) and isinstance(content.get("attachment"), dict)
+            and content["attachment"].get("contentType") == CDA_MEDIA_TYPE
+            for content in contents)
+        return typed and is_cda == self.cda
+
+    def resolved(self, base: str) -> Self:
+        return replace(self, profile=profile_url(base, self.profile))
+
+
+MARKS: Final[tuple[CodeMark | CanonicalMark | DocumentMark, ...]] = (
     CodeMark("Task", "businessStatus", "task-business-status", None, "pictaderm-task"),
     CodeMark("Task", "performerType", "expertise-tier", None, "pictaderm-task"),
     CodeMark("Task", "code", "case-code", None, "pictaderm-task"),
@@ -112,12 +141,15 @@ MARKS: Final[tuple[CodeMark | CanonicalMark, ...]] = (
              "pictaderm-clarification"),
     CodeMark("Media", "modality", DICOM, "XC", "pictaderm-clinical-photo"),
     CodeMark("Media", "modality", DICOM, "DMS", "pictaderm-dermoscopy-photo"),
-    CodeMark("DocumentReference", "type", LOINC, "85208-7", "pictaderm-report-document"),
+    DocumentMark("85208-7", False, "pictaderm-report-document"),
+    DocumentMark("85208-7", True, "pictaderm-pdsm-document-reference"),
+    CodeMark("List", "code", MHD_LIST_TYPES, "submissionset", "pictaderm-pdsm-submissionset"),
     CodeMark("DiagnosticReport", "code", "case-code", None, "pictaderm-diagnostic-report"),
     CodeMark("Consent", "category", "consent-category", "teleexpertise-exchange",
              "pictaderm-consent-exchange"),
     CodeMark("Consent", "category", "consent-category", "research-training",
              "pictaderm-consent-research"),
+    CodeMark("Consent", "category", "consent-category", "dmp-feeding", "pictaderm-consent-dmp"),
     CodeMark("Consent", "scope", CONSENT_SCOPE, "patient-privacy", "pictaderm-consent-exchange",
              alone=False),
     CodeMark("Consent", "scope", CONSENT_SCOPE, "research", "pictaderm-consent-research",
@@ -130,8 +162,10 @@ MARKS: Final[tuple[CodeMark | CanonicalMark, ...]] = (
 """The guide's marks, one line per (element, code) that says a resource is the guide's."""
 
 INTAKE_DEFAULTS: Final = {"Media": "pictaderm-clinical-photo",
-                          "Consent": "pictaderm-consent-exchange"}
-"""In an intake bundle, the profile of an unmarked resource of a type the guide profiles twice."""
+                          "Consent": "pictaderm-consent-exchange",
+                          "DocumentReference": "pictaderm-report-document"}
+"""In an intake bundle, the profile of an unmarked resource of a type the guide profiles more
+than once."""
 
 
 def profile_url(base: str, profile_id: str) -> str:
@@ -188,8 +222,10 @@ class CaseProfiles:
         return self._marked(resource, alone_only=True)
 
     def intake_profiles(self, resource: Mapping[str, Any]) -> tuple[str, ...]:
-        """The guide profiles of a resource written by an intake bundle."""
-        marked = self._marked(resource, alone_only=False)
+        """The guide profiles of a resource written by an intake bundle: its marks that make a
+        case resource, else those that pick a profile, else its type's default."""
+        marked = (self._marked(resource, alone_only=True)
+                  or self._marked(resource, alone_only=False))
         if marked:
             return marked
         default = self._type_profiles.get(str(resource.get("resourceType")))

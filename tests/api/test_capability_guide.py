@@ -29,7 +29,7 @@ async def test_supported_profiles_per_type(api: Api) -> None:
               for url in r.get("supportedProfile", [])}
     profiles = {url for url, sd in load_guide().structure_definitions.items()
                 if sd["kind"] == "resource"}
-    assert listed == profiles and len(profiles) == 17
+    assert listed == profiles and len(profiles) == 21
     assert not any("task-declined-by" in url for url in listed)  # an extension, not a profile
 
 

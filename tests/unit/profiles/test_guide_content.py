@@ -23,6 +23,7 @@ from stdnum.fr import nir
 
 from fhir_server.definitions import structure_definitions
 from fhir_server.engine.search_parameters import profile_parameters
+from fhir_server.validation.invariants import REWRITTEN
 from fhir_server.validation.structure import validate_structure
 from tests.unit.profiles.guide import (
     BASE,
@@ -65,7 +66,7 @@ FINESS_SYSTEM = "https://finess.esante.gouv.fr"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 EXTERNAL_SYSTEMS = ("http://loinc.org", "http://snomed.info/sct", "urn:ietf:bcp:13",
                     "urn:iso:std:iso:3166", "https://hl7.fr/ig/fhir/core/CodeSystem/",
-                    "https://mos.esante.gouv.fr/NOS/")
+                    "https://mos.esante.gouv.fr/NOS/", "https://profiles.ihe.net/ITI/MHD/CodeSystem/")
 """Terminologies outside the R4 package; a coding's system must be one of these, a core
 CodeSystem or one of the guide's."""
 CODES_AFTER_R4 = {(DCM, "DMS")}
@@ -301,7 +302,7 @@ def _check_answers(questions: list[Resource], answers: list[Resource]) -> None:
 
 def test_profiles_are_differential_constraints_on_r4() -> None:
     sds = of_type("StructureDefinition")
-    assert len(resource_profiles()) == 17
+    assert len(resource_profiles()) == 21
     for sd in sds:
         assert "snapshot" not in sd
         assert (sd["derivation"], sd["fhirVersion"], sd["status"]) == ("constraint", "4.0.1",
@@ -403,18 +404,23 @@ def test_invalid_examples_break_no_other_guide_invariant() -> None:
 
 def core_invariant_failures(resource: Resource) -> list[str]:
     """Keys of the R4 invariants (error severity, on the resource's own elements) that
-    ``resource`` breaks; ele-1 is left out: fhirpathpy has no ``hasValue()``."""
+    ``resource`` breaks; those using ``hasValue()`` (ele-1, bdl-10) are left out: fhirpathpy
+    has no ``hasValue()``. dom-3 is evaluated as the server's validator rewrites it
+    (``REWRITTEN``): fhirpathpy raises on its published text once there are contained
+    resources."""
     failures = []
     for element in structure_definitions()[resource["resourceType"]]["snapshot"]["element"]:
         for constraint in element.get("constraint", []):
-            if constraint["severity"] != "error" or constraint["key"] == "ele-1":
+            if constraint["severity"] != "error" or "hasValue()" in constraint["expression"]:
                 continue
-            if "%context" in constraint["expression"]:
+            expression = constraint["expression"]
+            if constraint["key"] == "dom-3":
+                expression = str(REWRITTEN["dom-3"].replacement)
+            if "%context" in expression:
                 nodes = fhirpath(resource, element["path"])
-                ok = all(fhirpath(resource, constraint["expression"], node) == [True]
-                         for node in nodes)
+                ok = all(fhirpath(resource, expression, node) == [True] for node in nodes)
             else:
-                ok = holds(resource, element["path"], constraint["expression"])
+                ok = holds(resource, element["path"], expression)
             if not ok:
                 failures.append(constraint["key"])
     return failures
@@ -580,7 +586,7 @@ def test_every_profile_has_one_valid_and_three_invalid_examples() -> None:
 
 def test_every_extension_is_used_by_a_valid_example() -> None:
     extensions = [url for url, sd in profiles().items() if sd["type"] == "Extension"]
-    assert len(extensions) == 2
+    assert len(extensions) == 5
     text = json.dumps([f.resource for f in valid_examples()])
     for url in extensions:
         assert f'"url": "{url}"' in text
@@ -597,11 +603,22 @@ def test_invalid_examples_are_structurally_sound_but_for_their_reason() -> None:
         assert issues == (), example.found.key
 
 
+def _local_targets(resource: Resource) -> set[str]:
+    """What a reference may name inside ``resource``: its contained resources (``#id``) and,
+    in a Bundle, its entries' fullUrls and what they contain."""
+    found = {f"#{c['id']}" for c in resource.get("contained", [])}
+    for entry in resource.get("entry", []) if resource["resourceType"] == "Bundle" else []:
+        found.add(entry["fullUrl"])
+        found |= _local_targets(entry["resource"])
+    return found
+
+
 def test_references_between_valid_examples_resolve() -> None:
     known = {f.key for f in valid_examples()}
-    found = [(f.key, target) for f in valid_examples() for target in references(f.resource)]
+    found = [(f.key, target, _local_targets(f.resource)) for f in valid_examples()
+             for target in references(f.resource)]
     assert len(found) > 60
-    assert [pair for pair in found if pair[1] not in known] == []
+    assert [pair[:2] for pair in found if pair[1] not in known | pair[2]] == []
 
 
 def test_valid_identifiers_have_correct_check_digits() -> None:

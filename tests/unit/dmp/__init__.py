@@ -1,0 +1,1 @@
+"""Tests of the DMP routes (fhir_server/dmp/)."""
