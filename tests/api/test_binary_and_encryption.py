@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import base64
-import os
 
 from fhir_server.storage.query import HistoryQuery
 from tests.api.conftest import Api
 from tests.support.factories import NIR_SYSTEM, nir, patient
+from tests.support.photos import jpeg
 
 
 async def test_binary_raw_upload_and_download(api: Api) -> None:
-    photo = b"\xff\xd8\xff\xe0" + os.urandom(2048)
+    photo = jpeg()
     created = await api.client.post("/Binary", content=photo,
                                     headers={"Content-Type": "image/jpeg",
                                              "X-Security-Context": "Patient/p1"})

@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import io
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from pydantic import SecretStr
 
 from fhir_server.engine.operations import OperationCall
@@ -46,9 +49,13 @@ PHOTOS = 3
 
 
 def photo(kilobytes: int, seed: int) -> str:
-    """A JPEG-looking photo of ``kilobytes`` KB (random content after a JPEG header)."""
-    header = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
-    return base64.b64encode(header + os.urandom(kilobytes * 1024 - len(header))).decode()
+    """A real JPEG of about ``kilobytes`` KB (random pixels, which hardly compress): photos are
+    checked, decoded and stripped of metadata when they are stored."""
+    side = max(8, int((kilobytes * 1024 / 1.25) ** 0.5))
+    noise = random.Random(seed).randbytes(side * side * 3)
+    encoded = io.BytesIO()
+    Image.frombytes("RGB", (side, side), noise).save(encoded, format="JPEG", quality=95)
+    return base64.b64encode(encoded.getvalue()).decode()
 
 
 def case_resources(number: int, kilobytes: int) -> list[dict[str, Any]]:

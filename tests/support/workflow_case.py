@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from conformance.content import tiny_jpeg
 from fhir_server.access.access import Access
 from fhir_server.access.principal import Principal
 from fhir_server.engine.engine import Engine
@@ -20,7 +21,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "profiles" / "examples"
 BASE = "http://test/fhir"
 STATUS = "https://fhir.pictaderm.com/CodeSystem/task-business-status"
 DECLINED = "https://fhir.pictaderm.com/StructureDefinition/pictaderm-task-declined-by"
-JPEG = base64.b64encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(300)).decode()
+JPEG = base64.b64encode(tiny_jpeg()).decode()
+"""A real (decodable) 8×8 JPEG: photos are checked when they are stored."""
 CLAIRE = Principal("pharmacist", "claire", practitioner="Practitioner/claire-dubois",
                    practitioner_role="PractitionerRole/pharmacist-claire-dubois",
                    organization="Organization/pharmacie-du-centre")
