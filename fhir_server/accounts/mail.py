@@ -61,9 +61,10 @@ class AccountEmail:
 
 # --- texts ---------------------------------------------------------------------------------
 
-def _letter(to: str, kind: str, *, subject: tuple[str, str], french: str,
-            english: str) -> AccountEmail:
-    """The bilingual email: the French text, then the English one below it."""
+def letter(to: str, kind: str, *, subject: tuple[str, str], french: str,
+           english: str) -> AccountEmail:
+    """The bilingual email: the French text, then the English one below it (account emails
+    and the case notifications of ``fhir_server.notifications`` alike)."""
     text = (f"Bonjour,\n\n{french}\n\nL'équipe Pictaderm\n\n"
             f"---------------- English ----------------\n\n"
             f"Hello,\n\n{english}\n\nThe Pictaderm team\n")
@@ -80,7 +81,7 @@ def english_date(moment: datetime) -> str:
 
 
 def verification_email(to: str, *, link: str, hours: int) -> AccountEmail:
-    return _letter(
+    return letter(
         to, "verify-email", subject=("confirmez votre adresse e-mail", "confirm your email"),
         french=("Pour activer votre compte Pictaderm, confirmez votre adresse e-mail en ouvrant "
                 f"ce lien (valable {hours} heures) :\n{link}\n\n"
@@ -98,12 +99,12 @@ def email_verified_email(to: str, *, awaiting_tier: bool) -> AccountEmail:
                    "que des demandes de téléexpertise vous soient proposées.")
         english += (" A medical director still has to verify your expertise tier before "
                     "tele-expertise requests are offered to you.")
-    return _letter(to, "email-verified", subject=("compte activé", "account activated"),
-                   french=french, english=english)
+    return letter(to, "email-verified", subject=("compte activé", "account activated"),
+                  french=french, english=english)
 
 
 def password_reset_email(to: str, *, link: str, minutes: int) -> AccountEmail:
-    return _letter(
+    return letter(
         to, "reset-password",
         subject=("réinitialisation du mot de passe", "password reset"),
         french=("Une réinitialisation du mot de passe de votre compte a été demandée. Pour "
@@ -117,7 +118,7 @@ def password_reset_email(to: str, *, link: str, minutes: int) -> AccountEmail:
 
 
 def password_changed_email(to: str) -> AccountEmail:
-    return _letter(
+    return letter(
         to, "password-changed", subject=("mot de passe modifié", "password changed"),
         french=("Le mot de passe de votre compte vient d'être modifié. Si vous n'êtes pas à "
                 "l'origine de ce changement, contactez-nous sans attendre."),
@@ -126,7 +127,7 @@ def password_changed_email(to: str) -> AccountEmail:
 
 
 def warning_email(to: str, *, reason: str, count: int) -> AccountEmail:
-    return _letter(
+    return letter(
         to, "warning", subject=("avertissement", "warning"),
         french=(f"Votre compte reçoit un avertissement (le {count}e) pour la raison suivante :"
                 f"\n\n{reason}\n\nDes manquements répétés peuvent entraîner la suspension du "
@@ -136,7 +137,7 @@ def warning_email(to: str, *, reason: str, count: int) -> AccountEmail:
 
 
 def suspension_email(to: str, *, until: datetime, reason: str) -> AccountEmail:
-    return _letter(
+    return letter(
         to, "suspended", subject=("compte suspendu", "account suspended"),
         french=(f"Votre compte est suspendu jusqu'au {french_date(until)}, pour la raison "
                 f"suivante :\n\n{reason}\n\nVous ne pouvez pas vous connecter d'ici là."),
@@ -145,14 +146,14 @@ def suspension_email(to: str, *, until: datetime, reason: str) -> AccountEmail:
 
 
 def termination_email(to: str, *, reason: str) -> AccountEmail:
-    return _letter(
+    return letter(
         to, "terminated", subject=("compte clôturé", "account closed"),
         french=f"Votre compte est clôturé définitivement, pour la raison suivante :\n\n{reason}",
         english=f"Your account is closed for good, for this reason:\n\n{reason}")
 
 
 def deletion_requested_email(to: str) -> AccountEmail:
-    return _letter(
+    return letter(
         to, "deletion-requested",
         subject=("demande de suppression reçue", "deletion request received"),
         french=("Nous avons bien reçu votre demande de suppression de compte. Votre compte est "
@@ -164,7 +165,7 @@ def deletion_requested_email(to: str) -> AccountEmail:
 
 
 def doctor_verified_email(to: str, *, tier_fr: str, tier_en: str) -> AccountEmail:
-    return _letter(
+    return letter(
         to, "doctor-verified", subject=("profil vérifié", "profile verified"),
         french=("Un directeur médical a vérifié votre profil. Votre niveau d'expertise : "
                 f"{tier_fr}. Les demandes de téléexpertise de ce niveau vous seront désormais "
@@ -174,7 +175,7 @@ def doctor_verified_email(to: str, *, tier_fr: str, tier_en: str) -> AccountEmai
 
 
 def account_created_email(to: str, *, role: str) -> AccountEmail:
-    return _letter(
+    return letter(
         to, "account-created", subject=("compte créé", "account created"),
         french=(f"Un compte Pictaderm ({role}) a été créé pour vous par un opérateur. Si vous "
                 "ne connaissez pas son mot de passe, utilisez « mot de passe oublié »."),
@@ -198,6 +199,13 @@ class MailSealer:
                                   "text": email.text})
         return nonce + self._aead.encrypt(nonce, plaintext, event_id.encode())
 
+    def event(self, email: AccountEmail) -> OutboxEvent:
+        """A new ``account-email`` outbox event carrying ``email`` sealed (not committed: the
+        caller commits it, alone or with its own effects)."""
+        event_id = str(uuid.uuid4())
+        return OutboxEvent(id=event_id, topic=MAIL_TOPIC, created=now_instant(),
+                           payload=self.seal(email, event_id=event_id))
+
     def open(self, event: OutboxEvent) -> AccountEmail:
         """The email of an event; raises ``cryptography.exceptions.InvalidTag`` for a payload
         not sealed with this key for this event."""
@@ -216,11 +224,9 @@ class AccountMailer:
 
     async def send(self, email: AccountEmail) -> str:
         """Commit the email's outbox event; returns the event id."""
-        event_id = str(uuid.uuid4())
-        event = OutboxEvent(id=event_id, topic=MAIL_TOPIC, created=now_instant(),
-                            payload=self._sealer.seal(email, event_id=event_id))
+        event = self._sealer.event(email)
         await self._store.commit((), (event,))
-        return event_id
+        return event.id
 
 
 # --- delivery ------------------------------------------------------------------------------
