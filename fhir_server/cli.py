@@ -13,6 +13,7 @@ from pathlib import Path
 from fhir_server import __version__
 from fhir_server.accounts.cli import add_admin_commands, run_admin
 from fhir_server.auth.cli import add_clients_parser, run_clients
+from fhir_server.dmp.cli import add_dmp_commands, run_dmp
 
 GIL_SWITCH_SECONDS = 0.0005
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the guide directory (default: the repository's profiles/)")
     add_clients_parser(commands)
     add_admin_commands(commands)
+    add_dmp_commands(commands)
     demo = commands.add_parser("demo", help="seed people and run a tele-expertise case "
                                             "through the API of a running server")
     demo.add_argument("--base", required=True,
@@ -157,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fhir_server.settings import Settings
 
         return run_admin(args, Settings())
+    if args.command == "dmp":
+        from fhir_server.settings import Settings
+
+        return run_dmp(args, Settings())
     return 2
 
 

@@ -43,6 +43,10 @@ from fhir_server.auth.token_endpoint import TokenService
 from fhir_server.crypto.fields import FieldCipher
 from fhir_server.crypto.keys import ConfigurationError, KeyMaterial, load_keys
 from fhir_server.crypto.secret_files import create_secret_file
+from fhir_server.dmp.export import ExportPolicy, adapter_for, export_consumers
+from fhir_server.dmp.mhd_recipient import check_provide_bundle
+from fhir_server.dmp.port import DmpAdapter
+from fhir_server.dmp.status_hook import announce_export_changes
 from fhir_server.engine.context import EngineContext, Limits
 from fhir_server.engine.engine import Engine
 from fhir_server.engine.guide_installation import GuideGuard, install_guide
@@ -59,6 +63,9 @@ from fhir_server.engine.write_validation import write_validation
 from fhir_server.engine.writing import CHANGE_TOPIC
 from fhir_server.errors import FhirError
 from fhir_server.ig.package import load_guide
+from fhir_server.media.dicom_operations import dicom_operations
+from fhir_server.media.photo_gate import PhotoGate
+from fhir_server.notifications.wiring import NOTIFICATION_TOPICS, notification_consumers
 from fhir_server.outbox.consumers import (
     BoundConsumers,
     Consumer,
@@ -70,6 +77,7 @@ from fhir_server.outbox.consumers import (
 )
 from fhir_server.outbox.delivery import CeleryDeliverer, Deliverer, InProcessDeliverer
 from fhir_server.outbox.dispatcher import OutboxDispatcher
+from fhir_server.reports.events import DMP_EXPORT_REQUESTED, REPORT_FILED
 from fhir_server.reports.filed_hook import announce_filed_reports
 from fhir_server.reports.filing import FilingPolicy, filing_consumer
 from fhir_server.search.custom import CustomParameter
@@ -116,7 +124,9 @@ def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
         hooks=Hooks(before_commit=[
             GuideGuard(guide).check_writes, catalogue.check_writes, check_task_writes,
             subscription_rules(https_only=settings.mode == Mode.PRODUCTION),
-            announce_filed_reports, *domain]),
+            announce_filed_reports, announce_export_changes, *domain],
+            prepare=[PhotoGate.from_settings(settings).prepare],
+            before_bundle=[check_provide_bundle]),
         cursors=CursorSigner(keys.blind_key),
         limits=Limits(default_page_size=settings.default_page_size,
                       max_page_size=settings.max_page_size, max_offset=settings.max_offset),
@@ -124,7 +134,8 @@ def build_engine(store: Store, keys: KeyMaterial, settings: Settings,
         change_event_types=frozenset({WATCHED_TYPE}))
     return Engine(ctx, operations=OperationRegistry(
         [REINDEX, VALIDATE, *terminology_operations(guide_terminology(guide)),
-         *task_operations(), stats_operation()]))
+         *task_operations(), stats_operation(),
+         *dicom_operations(PhotoGate.from_settings(settings).limits)]))
 
 
 def engine_consumers(engine: Engine, settings: Settings) -> tuple[Consumer, ...]:
@@ -150,11 +161,15 @@ def worker_consumers(settings: Settings) -> BoundConsumers:
                                   settings=settings)
         return (*engine_consumers(engine, settings), *mail_consumers(settings, keys=keys),
                 *subscription_consumers(engine, auth_store, accounts,
-                                        policy=delivery_policy(settings)))
+                                        policy=delivery_policy(settings)),
+                *notification_consumers(engine.ctx, account_store, settings, keys=keys),
+                *export_consumers(engine.ctx, adapter_for(settings),
+                                  ExportPolicy.from_settings(settings)))
 
     return BoundConsumers(
         topics=frozenset({REINDEX_TOPIC, MAIL_TOPIC, TASK_TRANSITION, CASE_COMPLETED,
-                          *SUBSCRIPTION_TOPICS}),
+                          REPORT_FILED, DMP_EXPORT_REQUESTED,
+                          *SUBSCRIPTION_TOPICS, *NOTIFICATION_TOPICS}),
         build=build)
 
 
@@ -185,7 +200,8 @@ def token_file(settings: Settings) -> Path | None:
 
 
 def _deliverer(settings: Settings, store: Store, engine: Engine, keys: KeyMaterial,
-               auth_store: AuthStore, users: PrincipalLookup) -> Deliverer:
+               auth_store: AuthStore, users: PrincipalLookup,
+               account_store: AccountStore, dmp: DmpAdapter | None) -> Deliverer:
     if settings.broker:
         from workers.app import create_app
 
@@ -193,7 +209,9 @@ def _deliverer(settings: Settings, store: Store, engine: Engine, keys: KeyMateri
     consumers = ConsumerRegistry(parent=registry)
     for bound in (*engine_consumers(engine, settings), *mail_consumers(settings, keys=keys),
                   *subscription_consumers(engine, auth_store, users,
-                                          policy=delivery_policy(settings))):
+                                          policy=delivery_policy(settings)),
+                  *notification_consumers(engine.ctx, account_store, settings, keys=keys),
+                  *export_consumers(engine.ctx, dmp, ExportPolicy.from_settings(settings))):
         consumers.register(bound.name, bound.topic, bound.handler)
     return InProcessDeliverer(store, consumers)
 
@@ -245,6 +263,7 @@ class Runtime:
     accounts: AccountService
     authorization: AppAuthorization
     psc: ProSanteConnect | None = None
+    dmp: DmpAdapter | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _sweeper: asyncio.Task[None] | None = None
@@ -278,9 +297,12 @@ class Runtime:
             public_root=root_of(settings.base_url) if settings.base_url else None,
             on_disabled=_token_revoker(auth_store))
         dispatcher = None
+        dmp = adapter_for(settings) if settings.outbox_dispatch and not settings.broker \
+            else None
         if settings.outbox_dispatch:
             dispatcher = OutboxDispatcher(
-                store, _deliverer(settings, store, engine, keys, auth_store, accounts),
+                store, _deliverer(settings, store, engine, keys, auth_store, accounts,
+                                  account_store, dmp),
                 poll_seconds=settings.outbox_poll_seconds)
         tokens = TokenService(auth_store)
         authorization = AppAuthorization(
@@ -290,7 +312,7 @@ class Runtime:
         runtime = cls(settings=settings, store=store, engine=engine, dispatcher=dispatcher,
                       auth_store=auth_store, tokens=tokens, account_store=account_store,
                       accounts=accounts, authorization=authorization,
-                      psc=pro_sante_connect(psc_config))
+                      psc=pro_sante_connect(psc_config), dmp=dmp)
         if dispatcher is not None:
             runtime._task = asyncio.create_task(dispatcher.run(runtime._stop))
         if settings.routing_sweep_seconds > 0:
@@ -307,6 +329,8 @@ class Runtime:
                     await asyncio.wait_for(task, timeout=10)
         if self.psc is not None:
             await self.psc.aclose()
+        if self.dmp is not None:
+            await self.dmp.aclose()
         await self.account_store.close()
         await self.auth_store.close()
         await self.store.close()

@@ -82,7 +82,7 @@ UNKNOWN_ROLE: Final = Text(en="role must be pharmacist or doctor.",
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _answering(work: Callable[[Request], Awaitable[Response]]) -> Endpoint:
+def answering(work: Callable[[Request], Awaitable[Response]]) -> Endpoint:
     """The endpoint answering ``work``'s refusals: AccountError as a bilingual outcome,
     FhirError (the FHIR records refused) as the server's OperationOutcome."""
 
@@ -119,7 +119,7 @@ def refusal_response(error: AccountError) -> Response:
                  headers=headers)
 
 
-@_answering
+@answering
 async def register(request: Request) -> Response:
     """``POST /accounts/register``: ``{"role": "pharmacist"|"doctor", "email", "password",
     "family_name", "given_names"?: [..], "rpps"?, "finess"?, "pharmacy_name"?}``."""
@@ -136,7 +136,7 @@ async def register(request: Request) -> Response:
     return _json({"account_id": account.account_id, "status": account.status}, status=201)
 
 
-@_answering
+@answering
 async def verify_email(request: Request) -> Response:
     """``GET /accounts/verify-email?token=…`` (the emailed link) or ``POST`` ``{"token"}``."""
     if request.method == "GET":
@@ -149,7 +149,7 @@ async def verify_email(request: Request) -> Response:
     return _json({"account_id": account.account_id, "status": account.status})
 
 
-@_answering
+@answering
 async def forgot_password(request: Request) -> Response:
     """``POST /accounts/forgot-password`` ``{"email"}``: 202 whether the account exists or
     not."""
@@ -159,7 +159,7 @@ async def forgot_password(request: Request) -> Response:
     return _json({"status": "accepted"}, status=202)
 
 
-@_answering
+@answering
 async def reset_password(request: Request) -> Response:
     """``POST /accounts/reset-password`` ``{"token", "password"}``."""
     body = await _body(request)
@@ -168,7 +168,7 @@ async def reset_password(request: Request) -> Response:
     return _json({"account_id": account.account_id, "status": account.status})
 
 
-@_answering
+@answering
 async def deletion_request(request: Request) -> Response:
     """``POST /accounts/deletion-request``: the signed-in person asks for their account to be
     deleted."""
@@ -179,20 +179,20 @@ async def deletion_request(request: Request) -> Response:
     return _json({"account_id": account.account_id, "status": account.status}, status=202)
 
 
-@_answering
+@answering
 async def warn(request: Request) -> Response:
     """``POST /admin/accounts/{id}/warn`` ``{"reason"}``."""
-    _require_admin(request)
+    require_admin(request)
     reason = _text(await _body(request), "reason")
     account = await _service(request).warn(request.path_params["id"], reason)
     return _json({"account_id": account.account_id, "status": account.status,
                   "warnings": account.warnings})
 
 
-@_answering
+@answering
 async def suspend(request: Request) -> Response:
     """``POST /admin/accounts/{id}/suspend`` ``{"until": "<date-time>", "reason"}``."""
-    _require_admin(request)
+    require_admin(request)
     body = await _body(request)
     until = _moment(_text(body, "until"))
     account = await _service(request).suspend(request.path_params["id"], until,
@@ -201,16 +201,16 @@ async def suspend(request: Request) -> Response:
                   "suspended_until": _iso(account.suspended_until)})
 
 
-@_answering
+@answering
 async def terminate(request: Request) -> Response:
     """``POST /admin/accounts/{id}/terminate`` ``{"reason"}``."""
-    _require_admin(request)
+    require_admin(request)
     reason = _text(await _body(request), "reason")
     account = await _service(request).terminate(request.path_params["id"], reason)
     return _json({"account_id": account.account_id, "status": account.status})
 
 
-@_answering
+@answering
 async def verify_doctor(request: Request) -> Response:
     """``POST /admin/doctors/{id}/verify`` ``{"tier": "tier-1"|"tier-2"|"tier-3"}``, by a
     medical director."""
@@ -222,13 +222,13 @@ async def verify_doctor(request: Request) -> Response:
                   "tier": account.tier, "practitioner_role": account.practitioner_role})
 
 
-@_answering
+@answering
 async def create_account(request: Request) -> Response:
     """``POST /admin/accounts`` ``{"email", "role", "password", "family_name"?,
     "given_names"?: [..], "rpps"?, "organization_finess"?, "organization_name"?}``, by the
     operator or an admin: a verified account, its FHIR records made as by ``fhir-server admin
     create-user`` (a doctor still awaits a medical director's verification)."""
-    _require_admin(request)
+    require_admin(request)
     body = await _body(request)
     user = NewUser(email=_text(body, "email"), role=_person_role(_text(body, "role")),
                    password=_text(body, "password"),
@@ -243,7 +243,7 @@ async def create_account(request: Request) -> Response:
                   "organization": account.organization}, status=201)
 
 
-@_answering
+@answering
 async def register_client(request: Request) -> Response:
     """``POST /admin/clients`` ``{"name", "scope", "public"?: bool, "secret"?: bool,
     "redirect_uris"?: [..], "jwks"?: {..}, "jwks_url"?, "organization"?}``, by the operator
@@ -312,7 +312,7 @@ def _caller(request: Request) -> Principal:
     return principal
 
 
-def _require_admin(request: Request) -> None:
+def require_admin(request: Request) -> None:
     if is_operator(request):
         return
     principal = principal_of_request(request)

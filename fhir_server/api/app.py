@@ -17,7 +17,7 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from fhir_server import __version__
-from fhir_server.api import authorize, handlers, oauth, psc_login
+from fhir_server.api import authorize, dmp_exports, handlers, oauth, psc_login
 from fhir_server.api.accounts import ACCOUNT_ROUTES
 from fhir_server.api.auth_gate import BearerTokenGate
 from fhir_server.api.capability import MANIFEST_PATH, PACKAGE_PATH, capability_factory
@@ -90,7 +90,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.add_route(oauth.TOKEN_PATH, oauth.token, methods=["POST", "OPTIONS"])
     app.add_route(oauth.INTROSPECTION_PATH, oauth.introspect, methods=["POST", "OPTIONS"])
     app.add_route(oauth.REVOCATION_PATH, oauth.revoke, methods=["POST", "OPTIONS"])
-    for route in (*ACCOUNT_ROUTES, *authorize.ROUTES, *psc_login.ROUTES):
+    for route in (*ACCOUNT_ROUTES, *dmp_exports.ROUTES, *authorize.ROUTES,
+                  *psc_login.ROUTES):
         app.router.routes.append(route)
     app.add_route(oauth.LAUNCH_PATH, oauth.launch, methods=["POST"])
     for exception in (FhirError, StarletteHTTPException, StoreUnavailable, Exception):

@@ -15,3 +15,9 @@ DMP_EXPORT_SETTLED: Final = "dmp-export-settled"
 ``dmp-submitted``, ``dmp-skipped-no-ins``, ``dmp-skipped-disabled``, ``dmp-skipped-opposed``,
 ``dmp-failed``. Consumer: the notifications (a pharmacist files the report itself when the
 export was skipped for want of the patient's own INS, or failed)."""
+
+DMP_EXPORT_REQUESTED: Final = "dmp-export-requested"
+"""An operator asked to try a DMP export again (``fhir-server dmp retry``): the report
+document's export status went back from a final status to ``dmp-pending``. Payload:
+``{"task": "Task/<id>", "document_reference": "DocumentReference/<id>"}``. Consumer: the DMP
+export (not the notifications: the report was announced when filed)."""

@@ -85,6 +85,7 @@ async def test_completing_a_case_files_its_pdf_report(api: Api) -> None:
 
 async def test_a_second_case_completed_event_files_nothing_more(api: Api) -> None:
     _, task = await completed_case(api)
+    await settled_export(api, task)
     versions = {key: (await api.client.get(f"/{key}")).json()["meta"]["versionId"]
                 for key in (f"Task/{task['id']}", document_of(task))}
     replay = OutboxEvent(id="replayed-completion", topic=CASE_COMPLETED,
@@ -111,3 +112,22 @@ async def test_a_document_reference_is_searchable_by_its_unique_id(api: Api) -> 
     found = await api.client.get("/DocumentReference",
                                  params={"identifier": f"urn:ietf:rfc:3986|{unique}"})
     assert [entry["resource"]["id"] for entry in found.json()["entry"]] == [document["id"]]
+
+
+async def settled_export(api: Api, task: dict[str, Any]) -> dict[str, Any]:
+    """The report document's DMP export extension, once the export consumer recorded it."""
+    for _ in range(200):
+        document = (await api.client.get(f"/{document_of(task)}")).json()
+        export = next((item for item in document.get("extension", [])
+                       if item["url"].endswith("/pictaderm-dmp-export")), None)
+        if export is not None:
+            return dict(export)
+        await asyncio.sleep(0.05)
+    raise AssertionError("no DMP export status was recorded")
+
+
+async def test_with_the_dmp_export_off_the_document_says_so(api: Api) -> None:
+    _, task = await completed_case(api)
+    parts = {part["url"]: part for part in (await settled_export(api, task))["extension"]}
+    assert parts["status"]["valueCoding"]["code"] == "dmp-skipped-disabled"
+    assert parts["attempts"]["valueInteger"] == 0
