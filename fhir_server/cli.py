@@ -78,6 +78,10 @@ def _bench(argv: Sequence[str]) -> int:
         from tests.perf.bench_search import main as search_main
 
         return search_main(list(argv[1:]))
+    if argv[:1] == ["dmp"]:
+        from tests.perf.bench_dmp import main as dmp_main
+
+        return dmp_main(list(argv[1:]))
     if argv[:1] == ["workflow"]:
         from tests.perf.bench_workflow import main as workflow_main
 
