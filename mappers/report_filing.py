@@ -131,7 +131,7 @@ def with_presented_form(report: ResourceDict, attachment: dict[str, Any]) -> Res
              if form.get("url") != attachment["url"]]
     form = {key: attachment[key] for key in ("contentType", "language", "url", "size", "hash",
                                             "title", "creation") if key in attachment}
-    return {**_without_meta(report), "presentedForm": [*forms, form]}
+    return {**without_version_stamps(report), "presentedForm": [*forms, form]}
 
 
 def with_report_output(task: ResourceDict, document: str) -> ResourceDict:
@@ -140,10 +140,10 @@ def with_report_output(task: ResourceDict, document: str) -> ResourceDict:
                if (output.get("valueReference") or {}).get("reference") != document]
     outputs.append({"type": {"text": REPORT_OUTPUT_TEXT},
                     "valueReference": {"reference": document}})
-    return {**_without_meta(task), "output": outputs}
+    return {**without_version_stamps(task), "output": outputs}
 
 
-def _without_meta(resource: ResourceDict) -> ResourceDict:
+def without_version_stamps(resource: ResourceDict) -> ResourceDict:
     """The resource without the version stamps of ``meta`` (the server writes them anew); its
     profiles, tags and security labels kept."""
     meta = {key: value for key, value in (resource.get("meta") or {}).items()

@@ -39,8 +39,8 @@ from fhir_server.dmp.port import (
 )
 from fhir_server.dmp.status import ExportState, ExportStatus, export_state, with_export_state
 from fhir_server.engine.context import EngineContext
-from fhir_server.engine.interactions.transaction import process_bundle
 from fhir_server.engine.interactions.update import write_next_version
+from fhir_server.engine.own_transactions import put_entry, put_together
 from fhir_server.engine.write_validation import Checked
 from fhir_server.engine.writing import check_resource, load
 from fhir_server.outbox.consumers import Consumer
@@ -64,13 +64,13 @@ from mappers.report_document import (
     report_class,
     report_document_of,
 )
+from mappers.report_filing import without_version_stamps
 
 logger = logging.getLogger(__name__)
 
 CONSUMER_NAME: Final = "dmp-export"
 CDA_SUFFIX: Final = "-cda"
 CDA_MEDIA_TYPE: Final = "text/xml"
-INTERNAL_BASE: Final = "urn:pictaderm:internal"
 CONSENT_CATEGORY_SYSTEM: Final = "https://fhir.pictaderm.com/CodeSystem/consent-category"
 DMP_FEEDING: Final = "dmp-feeding"
 
@@ -242,36 +242,19 @@ class DmpExporter:
         transaction; the document by compare-and-set on its version (a concurrent change makes
         this record fail, and the event is tried again)."""
         current = load(self.ctx, stored)
-        updated = with_export_state(_unstamped(current), state)
+        updated = with_export_state(without_version_stamps(current), state)
         entries: list[ResourceDict] = []
         if cda is not None:
             binary_id = f"{stored.id}{CDA_SUFFIX}"
-            entries.append(_put({"resourceType": "Binary", "id": binary_id,
+            entries.append(put_entry({"resourceType": "Binary", "id": binary_id,
                                  "contentType": CDA_MEDIA_TYPE,
                                  "securityContext": {"reference":
                                                      f"DocumentReference/{stored.id}"},
                                  "data": base64.b64encode(cda).decode("ascii")}))
-            updated = with_export_state(_unstamped(current),
+            updated = with_export_state(without_version_stamps(current),
                                         replace(state, document=f"Binary/{binary_id}"))
-        entries.append(_put(updated, if_match=stored.version))
-        await process_bundle(self.ctx, {"resourceType": "Bundle", "type": "transaction",
-                                        "entry": entries}, base_url=INTERNAL_BASE)
-
-
-def _put(resource: ResourceDict, *, if_match: int | None = None) -> ResourceDict:
-    request: dict[str, str] = {"method": "PUT",
-                               "url": f"{resource['resourceType']}/{resource['id']}"}
-    if if_match is not None:
-        request["ifMatch"] = f'W/"{if_match}"'
-    return {"fullUrl": f"{INTERNAL_BASE}/{resource['resourceType']}/{resource['id']}",
-            "resource": resource, "request": request}
-
-
-def _unstamped(resource: ResourceDict) -> ResourceDict:
-    meta = {key: value for key, value in (resource.get("meta") or {}).items()
-            if key not in ("versionId", "lastUpdated")}
-    copy = {key: value for key, value in resource.items() if key != "meta"}
-    return {**copy, "meta": meta} if meta else copy
+        entries.append(put_entry(updated, if_match=stored.version))
+        await put_together(self.ctx, entries)
 
 
 async def request_retry(ctx: EngineContext, document_id: str) -> ExportStatus | None:
@@ -288,8 +271,8 @@ async def request_retry(ctx: EngineContext, document_id: str) -> ExportStatus | 
 
     def next_content(current: StoredVersion | None) -> Checked:
         assert current is not None and not current.deleted
-        return check_resource(ctx, with_export_state(_unstamped(load(ctx, current)), fresh),
-                              "DocumentReference")
+        reset = with_export_state(without_version_stamps(load(ctx, current)), fresh)
+        return check_resource(ctx, reset, "DocumentReference")
 
     await write_next_version(ctx, "DocumentReference", document_id, next_content,
                              if_match=stored.version, method="PUT")

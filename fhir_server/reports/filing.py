@@ -22,6 +22,7 @@ from typing import Final
 import orjson
 
 from fhir_server.engine.engine import Engine
+from fhir_server.engine.own_transactions import put_entry, put_together
 from fhir_server.engine.writing import load
 from fhir_server.outbox.consumers import Consumer
 from fhir_server.settings import Settings
@@ -31,15 +32,13 @@ from fhir_server.types import ResourceDict
 from fhir_server.workflow.case_facts import CaseReader, reference_key
 from fhir_server.workflow.task_rules import CASE_COMPLETED
 from mappers.report_document import DocumentCodes, report_class
-from mappers.report_filing import ReportFiling, document_unique_id, report_filing, report_ids
+from mappers.report_filing import document_unique_id, report_filing, report_ids
 from mappers.report_input import CasePhoto, CaseResources, report_input
 from mappers.report_pdf import render_report
 
 logger = logging.getLogger(__name__)
 
 CONSUMER_NAME: Final = "report-filing"
-INTERNAL_BASE: Final = "urn:pictaderm:internal"
-"""Base URL of the server's own transactions (their answer's locations are not used)."""
 
 
 class CaseIncomplete(Exception):
@@ -156,26 +155,11 @@ async def file_report(engine: Engine, task_id: str, policy: FilingPolicy) -> boo
                            diagnostic_report=case.diagnostic_report, pdf=pdf,
                            unique_id=document_unique_id(policy.oid_root, task_id),
                            codes=policy.codes)
-    await engine.process_bundle(_transaction(filing, task, case.diagnostic_report),
-                                base_url=INTERNAL_BASE)
+    await put_together(engine.ctx, [
+        put_entry(filing.binary), put_entry(filing.document_reference),
+        put_entry(filing.diagnostic_report, if_match=_version(case.diagnostic_report)),
+        put_entry(filing.task, if_match=_version(task))])
     return True
-
-
-def _transaction(filing: ReportFiling, task: ResourceDict, report: ResourceDict
-                 ) -> ResourceDict:
-    return {"resourceType": "Bundle", "type": "transaction", "entry": [
-        _put(filing.binary), _put(filing.document_reference),
-        _put(filing.diagnostic_report, if_match=_version(report)),
-        _put(filing.task, if_match=_version(task))]}
-
-
-def _put(resource: ResourceDict, *, if_match: str | None = None) -> ResourceDict:
-    request: dict[str, str] = {"method": "PUT",
-                               "url": f"{resource['resourceType']}/{resource['id']}"}
-    if if_match is not None:
-        request["ifMatch"] = f'W/"{if_match}"'
-    return {"fullUrl": f"{INTERNAL_BASE}/{resource['resourceType']}/{resource['id']}",
-            "resource": resource, "request": request}
 
 
 def _version(resource: ResourceDict) -> str:

@@ -21,16 +21,8 @@ from fhir_server.dmp.status import ExportStatus, export_state
 from fhir_server.reports.events import DMP_EXPORT_REQUESTED
 from fhir_server.reports.filing import FilingPolicy, file_report
 from fhir_server.settings import Settings
-from tests.support.mhd_recipient_standin import MhdRecipientStandin, Reply, outcome
-from tests.support.workflow_case import (
-    BASE,
-    CLAIRE,
-    JULIEN,
-    Desk,
-    example,
-    skin_case,
-    transaction,
-)
+from tests.support.mhd_recipient_standin import Reply, outcome, running_mhd_recipient
+from tests.support.workflow_case import Desk, completed_case
 
 
 def settings_of(data_dir: Path) -> Settings:
@@ -44,15 +36,7 @@ async def failed_export(data_dir: Path, recipient: str) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         desk = Desk(app.state.engine)
-        await desk.load_directory()
-        await desk.acting(CLAIRE).process_bundle(transaction(skin_case(task_status="draft")),
-                                                 base_url=BASE)
-        await desk.invoke(CLAIRE, "submit")
-        await desk.invoke(JULIEN, "claim")
-        report = example("DiagnosticReport-skin-camille-martin")
-        for key in ("id", "presentedForm", "media", "basedOn", "subject"):
-            report.pop(key, None)
-        await desk.invoke(JULIEN, "complete", {"name": "report", "resource": report})
+        await completed_case(desk)
         await file_report(desk.engine, "c-task", FilingPolicy.from_settings(settings))
         adapter = MhdAdapter(recipient, None, 5.0)
         try:
@@ -77,13 +61,9 @@ async def stored_state(data_dir: Path) -> tuple[ExportStatus | None, list[dict[s
 
 def test_an_operator_lists_failed_exports_and_retries_one(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    recipient = MhdRecipientStandin()
-    recipient.start()
-    try:
+    with running_mhd_recipient() as recipient:
         recipient.answer(Reply(422, outcome("business-rule", "unknown patient")))
         asyncio.run(failed_export(tmp_path / "data", recipient.base))
-    finally:
-        recipient.stop()
     data_dir = ["--data-dir", str(tmp_path / "data")]
 
     assert main(["dmp", "status", "--status", "dmp-failed", *data_dir]) == 0

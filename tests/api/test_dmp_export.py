@@ -28,16 +28,13 @@ from fhir_server.reports.events import DMP_EXPORT_REQUESTED, DMP_EXPORT_SETTLED
 from fhir_server.reports.filing import FilingPolicy, file_report
 from fhir_server.settings import Settings
 from tests.support.backends import BACKENDS, make_store
-from tests.support.mhd_recipient_standin import MhdRecipientStandin, Reply, outcome
-from tests.support.workflow_case import (
-    BASE,
-    CLAIRE,
-    JULIEN,
-    Desk,
-    example,
-    skin_case,
-    transaction,
+from tests.support.mhd_recipient_standin import (
+    MhdRecipientStandin,
+    Reply,
+    outcome,
+    running_mhd_recipient,
 )
+from tests.support.workflow_case import Desk, completed_case, example
 from tests.support.xds_repository import running_xds_repository, self_signed
 
 TOKEN = "test-token-0123456789"
@@ -91,27 +88,15 @@ async def filed(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     app = create_app(settings, store=store)
     async with app.router.lifespan_context(app):
         desk = Desk(app.state.engine)
-        await desk.load_directory()
-        await desk.acting(CLAIRE).process_bundle(transaction(skin_case(task_status="draft")),
-                                                 base_url=BASE)
-        await desk.invoke(CLAIRE, "submit")
-        await desk.invoke(JULIEN, "claim")
-        report = example("DiagnosticReport-skin-camille-martin")
-        for key in ("id", "presentedForm", "media", "basedOn", "subject"):
-            report.pop(key, None)
-        await desk.invoke(JULIEN, "complete", {"name": "report", "resource": report})
+        await completed_case(desk)
         assert await file_report(desk.engine, "c-task", FilingPolicy.from_settings(settings))
         yield Filed(desk)
 
 
 @pytest.fixture
 def recipient() -> Iterator[MhdRecipientStandin]:
-    standin = MhdRecipientStandin()
-    standin.start()
-    try:
+    with running_mhd_recipient() as standin:
         yield standin
-    finally:
-        standin.stop()
 
 
 async def test_an_accepted_submission_is_recorded_and_settles(

@@ -20,7 +20,7 @@ from fhir_server.reports.events import REPORT_FILED
 from fhir_server.reports.filing import FilingPolicy, file_report
 from fhir_server.settings import Settings
 from tests.support.backends import BACKENDS, make_store
-from tests.support.workflow_case import BASE, CLAIRE, JULIEN, Desk, example, skin_case, transaction
+from tests.support.workflow_case import CLAIRE, Desk, completed_case, drafted_case
 
 TOKEN = "test-token-0123456789"
 
@@ -32,20 +32,7 @@ async def desk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
                         outbox_dispatch=False)
     app = create_app(settings, store=store)
     async with app.router.lifespan_context(app):
-        desk = Desk(app.state.engine)
-        await desk.load_directory()
-        await desk.acting(CLAIRE).process_bundle(transaction(skin_case(task_status="draft")),
-                                                 base_url=BASE)
-        yield desk
-
-
-async def complete(desk: Desk) -> None:
-    await desk.invoke(CLAIRE, "submit")
-    await desk.invoke(JULIEN, "claim")
-    report = example("DiagnosticReport-skin-camille-martin")
-    for key in ("id", "presentedForm", "media", "basedOn", "subject"):
-        report.pop(key, None)
-    await desk.invoke(JULIEN, "complete", {"name": "report", "resource": report})
+        yield Desk(app.state.engine)
 
 
 async def read(engine: Engine, resource_type: str, id: str) -> dict[str, Any]:
@@ -57,7 +44,7 @@ POLICY = FilingPolicy.from_settings(Settings())
 
 
 async def test_the_filing_commits_its_documents_with_the_report_filed_event(desk: Desk) -> None:
-    await complete(desk)
+    await completed_case(desk)
     assert await file_report(desk.engine, "c-task", POLICY)
     task = await read(desk.engine, "Task", "c-task")
     references = [output["valueReference"]["reference"] for output in task["output"]]
@@ -80,7 +67,7 @@ async def test_the_filing_commits_its_documents_with_the_report_filed_event(desk
 
 
 async def test_filing_twice_writes_nothing_the_second_time(desk: Desk) -> None:
-    await complete(desk)
+    await completed_case(desk)
     assert await file_report(desk.engine, "c-task", POLICY)
     versions = {key: (await desk.engine.read(*key.split("/"))).version
                 for key in ("Task/c-task", "DocumentReference/report-c-task",
@@ -91,6 +78,7 @@ async def test_filing_twice_writes_nothing_the_second_time(desk: Desk) -> None:
 
 
 async def test_a_case_not_completed_gets_no_report(desk: Desk) -> None:
+    await drafted_case(desk)
     await desk.invoke(CLAIRE, "submit")
     assert not await file_report(desk.engine, "c-task", POLICY)
     assert not await desk.engine.ctx.store.read("DocumentReference", "report-c-task")

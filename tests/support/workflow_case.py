@@ -142,3 +142,22 @@ class Desk:
             await self.engine.update(resource["resourceType"], resource["id"], resource)
 
 
+
+
+async def drafted_case(desk: Desk) -> None:
+    """The directory, and the skin case written by its pharmacist (``Task/c-task`` a draft)."""
+    await desk.load_directory()
+    await desk.acting(CLAIRE).process_bundle(transaction(skin_case(task_status="draft")),
+                                             base_url=BASE)
+
+
+async def completed_case(desk: Desk) -> None:
+    """The drafted case submitted, claimed and answered by Dr Moreau (``Task/c-task``
+    completed with its final DiagnosticReport)."""
+    await drafted_case(desk)
+    await desk.invoke(CLAIRE, "submit")
+    await desk.invoke(JULIEN, "claim")
+    report = example("DiagnosticReport-skin-camille-martin")
+    for key in ("id", "presentedForm", "media", "basedOn", "subject"):
+        report.pop(key, None)
+    await desk.invoke(JULIEN, "complete", {"name": "report", "resource": report})
