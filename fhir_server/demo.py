@@ -6,11 +6,13 @@ the public API with each person's own token, printing its timeline and the ``$st
 The scenario: the pharmacist sends a skin case as one intake transaction (a small real JPEG);
 a tier-1 doctor declines it; another tier-1 doctor claims it and asks for new photos; the
 pharmacist's unchanged ``$resubmit`` is refused (422); the pharmacist adds a photo and
-resubmits; the doctor completes with a DiagnosticReport. Accounts are created verified by the
-operator (``POST /admin/accounts``); the doctors are then verified in their tier by the
-medical director (``POST /admin/doctors/{id}/verify``). Emails, FINESS and RPPS numbers are new
-on every run, so the demo may run again on the same server. Exit code 0 when every step got
-the expected HTTP status, 1 otherwise, 2 for a usage error.
+resubmits; the doctor completes with a DiagnosticReport. The server then files the PDF report,
+which the pharmacist downloads (its size and SHA-1 checked against the DocumentReference), and
+the DMP export records its status (skipped when the export is off). Accounts are created
+verified by the operator (``POST /admin/accounts``); the doctors are then verified in their
+tier by the medical director (``POST /admin/doctors/{id}/verify``). Emails, FINESS and RPPS
+numbers are new on every run, so the demo may run again on the same server. Exit code 0 when
+every step got the expected HTTP status, 1 otherwise, 2 for a usage error.
 
 The building blocks (``seed``, ``send_intake``, ``add_photo``, ``Scenario``…) take an
 ``httpx.AsyncClient``, so tests drive them against the app in-process too.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import os
 import secrets
 import sys
@@ -49,6 +52,8 @@ TIER_SYSTEM: Final = "https://fhir.pictaderm.com/CodeSystem/expertise-tier"
 BUSINESS_STATUS_SYSTEM: Final = "https://fhir.pictaderm.com/CodeSystem/task-business-status"
 DEFAULT_DOCTORS: Final[Mapping[str, int]] = {"tier-1": 2, "tier-2": 1, "tier-3": 1}
 TIMEOUT_SECONDS: Final = 30.0
+REPORT_WAIT_SECONDS: Final = 30.0
+"""How long the demo waits for the server to file the report (an outbox consumer)."""
 USAGE_ERROR: Final = 2
 EXAMPLE_PATIENT: Final = "Patient/camille-martin"
 EXAMPLE_PHARMACIST: Final = "PractitionerRole/pharmacist-claire-dubois"
@@ -410,6 +415,8 @@ class Scenario:
     server: Server
     cast: Cast
     steps: list[Step] = field(default_factory=list)
+    task: str | None = None
+    """The case's Task id, once sent."""
 
     async def record(self, actor: Person | str, action: str, answer: httpx.Response,
                      expected: int, task: str) -> Step:
@@ -426,6 +433,7 @@ class Scenario:
         declining, owner = self.cast.doctors["tier-1"][:2]
         answer, case = await send_intake(self.http, self.server, pharmacist,
                                          family=f"Demo{run_tag()}".upper())
+        self.task = case.task
         await self.record(pharmacist, "sends the case (transaction)", answer, 200, case.task)
         await self.step(declining, case, "decline", 200, _string("reason", "hors de mon champ"))
         await self.step(owner, case, "claim", 200)
@@ -522,10 +530,15 @@ async def run(base: str, token: str, out: TextIO) -> int:
             doctors = ", ".join(f"{len(people)} {tier}" for tier, people in cast.doctors.items())
             print(f"Seeded: {cast.pharmacist.email} ({cast.pharmacist.organization}), "
                   f"{cast.director.email}, doctors {doctors}; app {cast.client_id}", file=out)
-            steps = await Scenario(http, server, cast).run()
+            scenario = Scenario(http, server, cast)
+            steps = await scenario.run()
             print("Timeline:", file=out)
             for step in steps:
                 print(step.line(), file=out)
+            if scenario.task is not None:
+                for line in (await filed_report(http, server, cast.pharmacist,
+                                                scenario.task)).lines():
+                    print(line, file=out)
             print("$stats (overall):", file=out)
             for line in overall_figures(await stats(http, server)):
                 print(f"  {line}", file=out)
@@ -535,6 +548,67 @@ async def run(base: str, token: str, out: TextIO) -> int:
     failed = [step for step in steps if not step.ok]
     print(f"{len(steps) - len(failed)} of {len(steps)} steps as expected", file=out)
     return 1 if failed else 0
+
+
+@dataclass(frozen=True, slots=True)
+class FiledReport:
+    """The case's report as its pharmacist finds it once the server filed it."""
+
+    document: str
+    pdf_bytes: int
+    matches_document: bool
+    """The downloaded PDF's size and SHA-1 are those the DocumentReference states."""
+    dmp_status: str | None
+
+    def lines(self) -> list[str]:
+        check = "size and SHA-1 as stated" if self.matches_document else "MISMATCH"
+        return [f"Report filed: {self.document}, PDF of {self.pdf_bytes} bytes downloaded by "
+                f"the pharmacist ({check})",
+                f"DMP export: {self.dmp_status or 'not recorded yet'}"]
+
+
+async def filed_report(http: httpx.AsyncClient, server: Server, person: Person, task: str,
+                       *, wait_seconds: float = REPORT_WAIT_SECONDS) -> FiledReport:
+    """Wait for the report of ``Task/task`` to be filed (and its DMP export to settle), then
+    download its PDF as ``person``. Raises DemoError when nothing is filed in time."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    document: Resource | None = None
+    while True:
+        found = _expected_json(await http.get(f"{server.fhir_base}/Task/{task}",
+                                              headers=person.headers), 200, "read the Task")
+        key = next((output["valueReference"]["reference"] for output in found.get("output", [])
+                    if output.get("valueReference", {}).get("reference", "")
+                    .startswith("DocumentReference/")), None)
+        if key is not None:
+            document = _expected_json(await http.get(f"{server.fhir_base}/{key}",
+                                                     headers=person.headers), 200,
+                                      "read the report's DocumentReference")
+            if _dmp_status(document) not in (None, "dmp-pending"):
+                break
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    if document is None:
+        raise DemoError(f"the report of Task/{task} was not filed within {wait_seconds:g} s")
+    attachment = document["content"][0]["attachment"]
+    pdf = await http.get(f"{server.fhir_base}/{attachment['url']}", headers=person.headers)
+    if pdf.status_code != 200:
+        raise DemoError(f"download the report: expected HTTP 200, got {pdf.status_code}")
+    digest = base64.b64encode(hashlib.sha1(pdf.content, usedforsecurity=False).digest()).decode()
+    return FiledReport(document=f"DocumentReference/{document['id']}",
+                       pdf_bytes=len(pdf.content),
+                       matches_document=(attachment.get("size") == len(pdf.content)
+                                         and attachment.get("hash") == digest),
+                       dmp_status=_dmp_status(document))
+
+
+def _dmp_status(document: Resource) -> str | None:
+    for extension in document.get("extension", []):
+        if extension.get("url", "").endswith("/pictaderm-dmp-export"):
+            for part in extension.get("extension", []):
+                if part.get("url") == "status":
+                    return str(part["valueCoding"]["code"])
+    return None
 
 
 def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -59,6 +59,8 @@ def test_the_demo_runs_the_case_and_prints_its_timeline(server: ServerProcess) -
         assert line[len("00:00:00.000  "):].startswith(actor), line
         assert action in line and f"{status}  Task {state}  ok" in line, line
     assert "refused" in timeline(result.stdout)[4] and "new photo" in timeline(result.stdout)[4]
+    assert "downloaded by the pharmacist (size and SHA-1 as stated)" in result.stdout
+    assert "DMP export: dmp-skipped-disabled" in result.stdout
     assert "$stats (overall):" in result.stdout
     assert "  declines: 1" in result.stdout and "  clarifications: 1" in result.stdout
     assert result.stdout.rstrip().endswith("8 of 8 steps as expected")
