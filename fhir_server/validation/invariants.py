@@ -178,8 +178,20 @@ class InvariantChecker:
         """The failed constraints of the walk's visits; ``already_checked`` (key, expression)
         pairs are left out (the core ones, when walking a profile)."""
         issues: list[Issue] = []
+        plans = self._plans
         for visit in walk.visits:
-            for step in self._plan(visit, already_checked):
+            plan = plans.get((visit.element, visit.slice, visit.type_root, already_checked))
+            if plan is None:
+                plan = self._plan(visit, already_checked)
+            for step in plan:
+                # The common case inline: a Python check whose verdict is that it holds.
+                if step.fast is not None:
+                    try:
+                        holds = step.fast(visit) is True
+                    except Exception:  # _evaluate runs it again and reports the failure
+                        holds = False
+                    if holds:
+                        continue
                 issue = self._evaluate(step, visit)
                 if issue is not None:
                     issues.append(issue)

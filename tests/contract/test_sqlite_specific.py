@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from fhir_server.storage.index import IndexEntry, StringEntry, TokenEntry
-from fhir_server.storage.protocol import Change, StoredVersion, StoreUnavailable, VersionConflict
+from fhir_server.storage.protocol import (
+    Change,
+    OutboxEvent,
+    StoredVersion,
+    StoreUnavailable,
+    VersionConflict,
+)
 from fhir_server.storage.query import (
     Bound,
     ChainClause,
@@ -310,6 +316,44 @@ async def test_grouped_commits_fail_one_by_one(sqlite_store: SqliteStore) -> Non
         assert await sqlite_store.read("Patient", id) is not None
     taken = await sqlite_store.read("Patient", "taken")
     assert taken is not None and taken.last_updated == instant(1)
+
+
+async def test_grouped_creates_write_their_own_rows(sqlite_store: SqliteStore,
+                                                    path: Path) -> None:
+    """Creates committed together (one statement per table) keep each resource's history,
+    index entries and events its own, next to an update and a refused create."""
+    await sqlite_store.commit([change("taken", 1, instant(1)), change("old", 1, instant(1))])
+    wanted = [f"n{n:02d}" for n in range(24)]
+
+    async def create(id: str) -> str:
+        entries = (TokenEntry("identifier", "urn:x", f"code-{id}"),
+                   StringEntry("family", f"family {id}", f"Family {id}"))
+        event = OutboxEvent(id=f"event-{id}", topic="resource-changed", payload=b"{}",
+                            created=instant(2))
+        try:
+            await sqlite_store.commit([change(id, 1, instant(2), index=entries)], [event])
+        except VersionConflict:
+            return "conflict"
+        return "ok"
+
+    results = await asyncio.gather(*(create(id) for id in [*wanted[:12], "taken",
+                                                           *wanted[12:]]),
+                                   sqlite_store.commit([change("old", 2, instant(3))]))
+    assert results[:25].count("conflict") == 1 and results[12] == "conflict"
+    with raw(path) as connection:
+        tokens = dict(connection.execute(
+            "SELECT t.code, r.id FROM idx_token t JOIN resources r ON r.rid = t.rid"))
+        strings = dict(connection.execute(
+            "SELECT s.exact, r.id FROM idx_string s JOIN resources r ON r.rid = s.rid"))
+        history = connection.execute(
+            "SELECT id, version FROM history WHERE id LIKE 'n%' ORDER BY id").fetchall()
+    assert tokens == {f"code-{id}": id for id in wanted}
+    assert strings == {f"Family {id}": id for id in wanted}
+    assert history == [(id, 1) for id in wanted]
+    events = await sqlite_store.outbox_pending(100)
+    assert sorted(record.event.id for record in events) == sorted(f"event-{id}" for id in wanted)
+    old = await sqlite_store.read("Patient", "old")
+    assert old is not None and old.version == 2
 
 
 def plan_of(path: Path, query: SearchQuery) -> list[str]:

@@ -168,7 +168,14 @@ def delete_entries(connection: sqlite3.Connection, rid: int) -> None:
 
 
 def insert_entries(connection: sqlite3.Connection, rid: int, entries: Iterable[IndexEntry]) -> None:
-    """Write the entries of one resource row: one multi-row ``INSERT`` per table and chunk.
+    """Write the entries of one resource row (see ``insert_entries_of``)."""
+    insert_entries_of(connection, ((rid, entries),))
+
+
+def insert_entries_of(connection: sqlite3.Connection,
+                      rows_of: Iterable[tuple[int, Iterable[IndexEntry]]]) -> None:
+    """Write the entries of resource rows, given as (rid, entries): one multi-row ``INSERT``
+    per table and chunk, whatever the number of resources.
 
     One statement for many rows, rather than ``executemany``, matters on the writer thread:
     sqlite3 releases the GIL around each statement step, and every release lets the event loop
@@ -176,14 +183,15 @@ def insert_entries(connection: sqlite3.Connection, rid: int, entries: Iterable[I
     once per row.
     """
     rows: dict[type[Any], list[Any]] = {}
-    for entry in entries:
-        kind = type(entry)
-        values = _VALUES_OF_KIND.get(kind)
-        if values is None:
-            raise TypeError(f"no SQLite index table for {kind.__name__}")
-        row = rows.setdefault(kind, [])
-        row.append(rid)
-        row.extend(values(entry))
+    for rid, entries in rows_of:
+        for entry in entries:
+            kind = type(entry)
+            values = _VALUES_OF_KIND.get(kind)
+            if values is None:
+                raise TypeError(f"no SQLite index table for {kind.__name__}")
+            row = rows.setdefault(kind, [])
+            row.append(rid)
+            row.extend(values(entry))
     for kind, flat in rows.items():
         width = _WIDTH_OF_KIND[kind]
         count = len(flat) // width

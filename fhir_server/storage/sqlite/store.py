@@ -73,7 +73,8 @@ class SqliteStore:
         if self._writer is not None:
             return
         checkpointer = Checkpointer(self._open_checkpointer)
-        writer = GroupCommitWriter(self._open_writer, after_commit=checkpointer.notify)
+        writer = GroupCommitWriter(self._open_writer, after_commit=checkpointer.notify,
+                                   together=writes.commit_together)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, writer.start)
         try:
@@ -108,7 +109,7 @@ class SqliteStore:
                      consumed: Sequence[Consumption] = ()) -> None:
         batch = writes.Batch(tuple(changes), tuple(events), tuple(consumed))
         if batch.changes or batch.events or batch.consumed:
-            await self._on_writer(writes.commit, batch)
+            await self._on_writer(writes.commit, batch, together=writes.writes_together(batch))
 
     async def history(self, query: HistoryQuery) -> tuple[StoredVersion, ...]:
         return await self._on_reader(reads.history, query)
@@ -155,11 +156,14 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(
             readers, self._run_on_reader, work, argument)
 
-    async def _on_writer(self, work: Work[A, T], argument: A) -> T:
+    async def _on_writer(self, work: Work[A, T], argument: A, *, together: bool = False) -> T:
+        """``work(connection, argument)`` on the writer; ``together``: the writer may write
+        ``argument`` with other callers' (``writes.commit_together``) instead."""
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("the SQLite store is not started or is closed")
-        result: T = await writer.run(lambda connection: work(connection, argument))
+        result: T = await writer.run(lambda connection: work(connection, argument),
+                                     part=argument if together else None)
         return result
 
     def _inline(self, work: Work[A, T], argument: A) -> T:

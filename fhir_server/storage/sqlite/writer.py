@@ -7,6 +7,15 @@ statement) rolls back its savepoint only and gets its own error; the others comm
 Each caller is answered only after the ``COMMIT`` returned, so an answered write is durable.
 Grouping spreads the cost of a commit (WAL frames for the shared b-tree pages) over every
 write of the group, which is what lets concurrent creates scale on one SQLite file.
+
+A job may also carry a ``part``: data that the writer's ``together`` function can write with
+other jobs' parts in a few statements (for the store: commits that only create resources, one
+multi-row ``INSERT`` per table). Consecutive such jobs of a group are written at once, inside
+one savepoint (the group's transaction itself when every job of the group is one); if that
+fails, it is rolled back and each of them runs alone in its own savepoint, as above, so only
+the failing one gets an error. Fewer statements matter beyond
+SQLite's own work: sqlite3 releases the GIL around each statement, and each time the writer
+must then wait for the event loop to hand it back.
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ from fhir_server.storage.sqlite.errors import store_error
 MAX_GROUP = 64
 
 Work = Callable[[sqlite3.Connection], Any]
+Together = Callable[[sqlite3.Connection, list[Any]], None]
+"""Writes the parts of several jobs at once; raises (having written nothing that stays) when
+one of them cannot be written."""
 
 
 @dataclass(eq=False)
@@ -33,6 +45,7 @@ class _Job:
     work: Work
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    part: Any = None
     result: Any = None
     error: BaseException | None = None
     done: bool = field(default=False)
@@ -45,9 +58,11 @@ class GroupCommitWriter:
     """A thread running queued write functions in grouped transactions."""
 
     def __init__(self, open_connection: Callable[[], sqlite3.Connection], *,
-                 after_commit: Callable[[], None] = lambda: None) -> None:
+                 after_commit: Callable[[], None] = lambda: None,
+                 together: Together | None = None) -> None:
         self._open_connection = open_connection
         self._after_commit = after_commit
+        self._together = together
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._connection: sqlite3.Connection | None = None
@@ -72,12 +87,15 @@ class GroupCommitWriter:
         self._thread.join()
         self._thread = None
 
-    async def run(self, work: Work) -> Any:
-        """Run ``work(connection)`` inside a grouped transaction; its result once committed."""
+    async def run(self, work: Work, *, part: Any = None) -> Any:
+        """Run ``work(connection)`` inside a grouped transaction; its result once committed.
+
+        ``part``: when given, ``together`` may write it with other jobs' parts instead of
+        running ``work`` (which must then write the same and return None)."""
         if self._thread is None:
             raise StoreUnavailable("the SQLite store is not started or is closed")
         loop = asyncio.get_running_loop()
-        job = _Job(work=work, loop=loop, future=loop.create_future())
+        job = _Job(work=work, loop=loop, future=loop.create_future(), part=part)
         self._queue.put(job)
         return await job.future
 
@@ -118,11 +136,18 @@ class GroupCommitWriter:
         except sqlite3.Error as error:
             self._answer_all(group, store_error(error))
             return
+        runs = self._runs(group)
         if len(group) == 1:
             self._run_alone(connection, group[0])
+        elif len(runs) == 1:
+            if not self._run_whole_group_together(connection, group):
+                return
         else:
-            for job in group:
-                self._run_in_savepoint(connection, job)
+            for run in runs:
+                if len(run) > 1:
+                    self._run_together(connection, run)
+                else:
+                    self._run_in_savepoint(connection, run[0])
         try:
             if connection.in_transaction:
                 connection.execute("COMMIT")
@@ -141,6 +166,53 @@ class GroupCommitWriter:
         """A group of one needs no savepoint: a failure rolls the transaction back."""
         if not _execute(connection, job):
             connection.execute("ROLLBACK")
+
+    def _runs(self, group: list[_Job]) -> list[list[_Job]]:
+        """The group in order, consecutive jobs with parts together (when ``together`` is
+        set), every other job alone."""
+        runs: list[list[_Job]] = []
+        for job in group:
+            if (self._together is not None and job.part is not None and runs
+                    and runs[-1][-1].part is not None):
+                runs[-1].append(job)
+            else:
+                runs.append([job])
+        return runs
+
+    def _run_whole_group_together(self, connection: sqlite3.Connection,
+                                  group: list[_Job]) -> bool:
+        """Every job of the group with ``together``, in the group's transaction itself (no
+        savepoint: two statements fewer); if it fails, the transaction is rolled back and
+        begun again, and each job runs alone in its own savepoint. False when the group is
+        settled already (beginning again failed)."""
+        assert self._together is not None
+        try:
+            self._together(connection, [job.part for job in group])
+        except (sqlite3.Error, StoreError, ValueError, TypeError):
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                self._answer_all(group, store_error(error))
+                return False
+            for job in group:
+                self._run_in_savepoint(connection, job)
+        return True
+
+    def _run_together(self, connection: sqlite3.Connection, jobs: list[_Job]) -> None:
+        """Jobs whose parts ``together`` writes at once; if it fails, each job alone."""
+        assert self._together is not None
+        connection.execute("SAVEPOINT together")
+        try:
+            self._together(connection, [job.part for job in jobs])
+        except (sqlite3.Error, StoreError, ValueError, TypeError):
+            connection.execute("ROLLBACK TO together")
+            connection.execute("RELEASE together")
+            for job in jobs:
+                self._run_in_savepoint(connection, job)
+            return
+        connection.execute("RELEASE together")
 
     @staticmethod
     def _run_in_savepoint(connection: sqlite3.Connection, job: _Job) -> None:

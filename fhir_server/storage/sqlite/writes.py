@@ -4,13 +4,20 @@ Each function runs inside a transaction (a savepoint of a group, see ``writer.py
 on any problem, which rolls its savepoint back: a failed commit writes nothing. ``commit``
 writes consumptions first, then each change's compare-and-set, current row, history row and
 index entries, then the outbox events.
+
+``commit_together`` writes the commits of several callers that only create resources (the
+common case under load, ``writes_together``) with one multi-row ``INSERT`` per table: the same
+rows as ``commit`` of each, in a few statements instead of several per resource. A taken id
+makes it raise like ``commit``; the writer then commits each batch on its own.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 from fhir_server.storage.protocol import (
     AlreadyConsumed,
@@ -19,7 +26,12 @@ from fhir_server.storage.protocol import (
     OutboxEvent,
     VersionConflict,
 )
-from fhir_server.storage.sqlite.index_tables import delete_entries, insert_entries
+from fhir_server.storage.sqlite.index_tables import (
+    MAX_ROWS_PER_INSERT,
+    delete_entries,
+    insert_entries,
+    insert_entries_of,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,11 @@ _INSERT_HISTORY = ("INSERT INTO history (resource_type, id, version, last_update
 _INSERT_EVENT = "INSERT INTO outbox (id, topic, payload, created) VALUES (?, ?, ?, ?)"
 _DELIVERED = "UPDATE outbox SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL"
 _FAILED = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"
+_LAST_RID = "SELECT coalesce(max(rid), 0) FROM resources"
+_CURRENT_ROWS = ("INSERT INTO resources "
+                 "(rid, resource_type, id, version, last_updated, method, body)")
+_HISTORY_ROWS = "INSERT INTO history (resource_type, id, version, last_updated, method, body)"
+_EVENT_ROWS = "INSERT INTO outbox (id, topic, payload, created)"
 
 
 def commit(connection: sqlite3.Connection, batch: Batch) -> None:
@@ -53,6 +70,48 @@ def commit(connection: sqlite3.Connection, batch: Batch) -> None:
     if batch.events:
         connection.executemany(_INSERT_EVENT, [(e.id, e.topic, e.payload, e.created)
                                                for e in batch.events])
+
+
+def writes_together(batch: Batch) -> bool:
+    """Whether ``commit_together`` may write this batch with others: it only creates."""
+    return bool(batch.changes) and not batch.consumed and all(
+        change.expected_version == 0 and change.body is not None for change in batch.changes)
+
+
+def commit_together(connection: sqlite3.Connection, batches: Sequence[Batch]) -> None:
+    """``commit`` of each batch (all ``writes_together``), one statement per table and chunk.
+
+    The new rows take the next row ids in order, as SQLite would give them (the writer holds
+    the write lock, so nothing else inserts meanwhile). A resource that exists already, or
+    twice among the batches, breaks the unique key and raises ``sqlite3.IntegrityError``.
+    """
+    changes = [change for batch in batches for change in batch.changes]
+    first_rid = int(connection.execute(_LAST_RID).fetchone()[0]) + 1
+    versions = [(change.resource_type, change.id, change.version, change.last_updated,
+                 change.method, change.body) for change in changes]
+    _insert_rows(connection, _CURRENT_ROWS, [(first_rid + n, *row)
+                                             for n, row in enumerate(versions)])
+    _insert_rows(connection, _HISTORY_ROWS, versions)
+    insert_entries_of(connection, ((first_rid + n, change.index)
+                                   for n, change in enumerate(changes)))
+    events = [(e.id, e.topic, e.payload, e.created) for batch in batches for e in batch.events]
+    if events:
+        _insert_rows(connection, _EVENT_ROWS, events)
+
+
+def _insert_rows(connection: sqlite3.Connection, head: str,
+                 rows: Sequence[tuple[object, ...]]) -> None:
+    """``head VALUES (…), (…)`` for the rows, in chunks of ``MAX_ROWS_PER_INSERT``."""
+    for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+        chunk = rows[start:start + MAX_ROWS_PER_INSERT]
+        connection.execute(_rows_statement(head, len(chunk[0]), len(chunk)),
+                           [value for row in chunk for value in row])
+
+
+@cache
+def _rows_statement(head: str, width: int, rows: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([row] * rows)}"
 
 
 def mark_delivered(connection: sqlite3.Connection, event_ids: tuple[str, ...]) -> None:
