@@ -161,6 +161,11 @@ SPECIALTY_OF_TIER: Final = {"tier-1": GENERAL_MEDICINE, "tier-2": GENERAL_MEDICI
                             "tier-3": DERMATOLOGY}
 
 
+class IncompleteDocument(ValueError):
+    """The filed report lacks what its DMP metadata needs; the message is a fixed text about the
+    document (never a value of the patient's record)."""
+
+
 class NoOwnIns(ValueError):
     """The patient has no INS of their own (e.g. a minor known by a parent's NIR): the document
     cannot be filed in the DMP."""
@@ -194,14 +199,15 @@ def own_ins(patient: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def report_document_of(case: FiledCase, codes: DocumentCodes) -> ReportDocument:
     """The ``ReportDocument`` of a filed report. Raises ``NoOwnIns`` for a patient without an
-    INS of their own, ValueError when the DocumentReference lacks its unique id or dates."""
+    INS of their own, ``IncompleteDocument`` when the DocumentReference lacks its unique id or
+    dates, ValueError for a malformed date (its message may quote the value)."""
     ins = own_ins(case.patient)
     if ins is None:
         raise NoOwnIns("the patient has no INS of their own")
     document = case.document_reference
     master = str((document.get("masterIdentifier") or {}).get("value") or "")
     if not master.startswith("urn:oid:"):
-        raise ValueError("the report document has no OID master identifier")
+        raise IncompleteDocument("the report document has no OID master identifier")
     attachment = next((content.get("attachment") or {}
                        for content in document.get("content") or ()), {})
     period = (document.get("context") or {}).get("period") or {}
@@ -265,7 +271,7 @@ def _instant(value: object) -> datetime:
     """A FHIR dateTime/instant as an aware datetime (a date alone: midnight UTC)."""
     text = str(value or "")
     if not text:
-        raise ValueError("the report document lacks a date")
+        raise IncompleteDocument("the report document lacks a date")
     if len(text) == 10:
         return datetime.fromisoformat(text).replace(tzinfo=UTC)
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -57,9 +57,11 @@ from fhir_server.storage.query import (
 )
 from fhir_server.types import ResourceDict
 from fhir_server.workflow.case_facts import CaseReader, reference_key
+from mappers.cda_n1 import render_cda
 from mappers.report_document import (
     DocumentCodes,
     FiledCase,
+    IncompleteDocument,
     NoOwnIns,
     report_class,
     report_document_of,
@@ -111,7 +113,8 @@ class ExportPolicy:
 
 
 def adapter_for(settings: Settings) -> DmpAdapter | None:
-    """The adapter of the configured route; None when the export is off."""
+    """The adapter of the configured route; None when the export is off. The adapters are
+    imported here, so a server with the export off never loads the XDS signing stack."""
     if settings.dmp_export == "mhd":
         from fhir_server.dmp.mhd import MhdAdapter
 
@@ -175,11 +178,12 @@ class DmpExporter:
                                        self.policy.codes)
         except NoOwnIns:
             return replace(state, status=ExportStatus.SKIPPED_NO_INS, route=route), None
-        except ValueError as incomplete:
+        except IncompleteDocument as incomplete:
             return (state.tried(ExportStatus.FAILED, route=route, at=now,
                                 reason=str(incomplete)), None)
-        from mappers.cda_n1 import render_cda
-
+        except ValueError:
+            return (state.tried(ExportStatus.FAILED, route=route, at=now,
+                                reason="a date of the report or the patient is malformed"), None)
         cda = render_cda(filed)
         submission = Submission(document=filed, cda=cda,
                                 submission_set_id=f"{filed.unique_id}.1")
@@ -229,7 +233,7 @@ class DmpExporter:
         except (binascii.Error, ValueError):
             pdf = b""
         if not pdf:
-            raise ValueError("the report's PDF is missing")
+            raise IncompleteDocument("the report's PDF is missing")
         return FiledCase(document_reference=document, patient=patient, doctor=doctor,
                          doctor_role=role, pharmacy=pharmacy, pdf=pdf,
                          platform=self.policy.platform,
