@@ -105,6 +105,24 @@ class HttpSession:
     def close(self) -> None:
         self._http.close()
 
+    def exchange(self, method: str, target: str, *, shown: str,
+                 headers: Mapping[str, str] | None = None,
+                 params: Mapping[str, str] | None = None,
+                 content: bytes | None = None) -> Reply:
+        """One request and its ``Reply``; ``shown`` names it in the trace and in failures.
+        Raises CheckFailure when nothing answers."""
+        try:
+            response = self._http.request(method, target, params=params,
+                                          headers=dict(headers or {}), content=content)
+        except httpx.HTTPError as exc:
+            raise CheckFailure(f"{method} {shown}: no answer ({type(exc).__name__}: "
+                               f"{exc})") from exc
+        if self._trace is not None:
+            self._trace(f"{method} {shown} -> {response.status_code}")
+        return Reply(method=method, path=shown, status=response.status_code,
+                     headers={name.lower(): value for name, value in response.headers.items()},
+                     body=json_body(response), text=response.text)
+
 
 class FhirClient(HttpSession):
     """Synchronous FHIR client on one base URL, sending the bearer token when there is one."""
@@ -155,17 +173,8 @@ class FhirClient(HttpSession):
             sent.setdefault("Content-Type", FHIR_JSON)
             content = json.dumps(resource).encode("utf-8")
         shown = f"/{target}" if not params else f"/{target}?{httpx.QueryParams(params)}"
-        try:
-            response = self._http.request(method, target, params=params, headers=sent,
-                                          content=content)
-        except httpx.HTTPError as exc:
-            raise CheckFailure(f"{method} {shown}: no answer ({type(exc).__name__}: "
-                               f"{exc})") from exc
-        if self._trace is not None:
-            self._trace(f"{method} {shown} -> {response.status_code}")
-        return Reply(method=method, path=shown, status=response.status_code,
-                     headers={name.lower(): value for name, value in response.headers.items()},
-                     body=_parsed(response), text=response.text)
+        return self.exchange(method, target, shown=shown, headers=sent, params=params,
+                             content=content)
 
     def _relative(self, path: str) -> str:
         if not path.startswith(("http://", "https://")):
@@ -176,7 +185,8 @@ class FhirClient(HttpSession):
         return path[len(self.base):].lstrip("/")
 
 
-def _parsed(response: httpx.Response) -> Any:
+def json_body(response: httpx.Response) -> Any:
+    """The body parsed as JSON when the content type says JSON, else None."""
     if not response.content or "json" not in response.headers.get("content-type", ""):
         return None
     try:

@@ -10,9 +10,7 @@ and its form post (a CSRF token may be bound to one) and dropped with ``forget_c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
@@ -28,16 +26,6 @@ def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of an absolute URL (empty for a relative one)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
-def json_body(response: httpx.Response) -> Any:
-    """The body parsed as JSON when the content type says JSON, else None."""
-    if not response.content or "json" not in response.headers.get("content-type", ""):
-        return None
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        return None
 
 
 def is_absolute_url(value: object) -> bool:
@@ -90,14 +78,5 @@ class AuthClient(HttpSession):
               params: Mapping[str, str] | None = None, content: bytes | None = None) -> Reply:
         target = self.resolve(url)
         shown = urlsplit(target).path or "/"
-        try:
-            response = self._http.request(method, target, params=params, headers=dict(headers),
-                                          content=content)
-        except httpx.HTTPError as exc:
-            raise CheckFailure(f"{method} {shown}: no answer ({type(exc).__name__}: "
-                               f"{exc})") from exc
-        if self._trace is not None:
-            self._trace(f"{method} {shown} -> {response.status_code}")
-        return Reply(method=method, path=shown, status=response.status_code,
-                     headers={name.lower(): value for name, value in response.headers.items()},
-                     body=json_body(response), text=response.text)
+        return self.exchange(method, target, shown=shown, headers=headers, params=params,
+                             content=content)
