@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 
 _PAGE_BYTES = 4096
@@ -55,3 +56,26 @@ def random_bytes(size: int) -> bytes:
 def random_uuid() -> uuid.UUID:
     """A version 4 UUID from the pool."""
     return uuid.UUID(bytes=POOL.take(16), version=4)
+
+
+_RANDOM_B_BITS = 62
+_UUID7_VERSION_AND_VARIANT = (7 << 76) | (0b10 << _RANDOM_B_BITS)
+
+
+def time_ordered_uuid(unix_ms: int | None = None) -> uuid.UUID:
+    """A version 7 UUID (RFC 9562, section 5.7): 48 bits of Unix time in milliseconds, then
+    74 random bits from the pool.
+
+    Ids made one after another sort in time order, so a database index on them grows at its
+    right edge: the creates of one commit share its last pages instead of each touching a
+    page of its own somewhere in the index (which is what a version 4 id costs). They say
+    when the resource was created, to the millisecond, as its ``meta.lastUpdated`` does.
+    """
+    millis = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+    if not 0 <= millis < 1 << 48:
+        raise ValueError(f"a version 7 UUID holds 48 bits of milliseconds, not {millis}")
+    random_bits = int.from_bytes(POOL.take(10), "big")
+    random_a = random_bits >> 68  # the top 12 of the 80 bits
+    random_b = random_bits & ((1 << _RANDOM_B_BITS) - 1)
+    return uuid.UUID(int=(millis << 80) | (random_a << 64) | _UUID7_VERSION_AND_VARIANT
+                     | random_b)

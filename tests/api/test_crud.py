@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.api.conftest import Api
 from tests.support.factories import patient
 
@@ -16,6 +18,15 @@ async def test_create_assigns_id_version_and_headers(api: Api) -> None:
     assert response.headers["location"] == f"http://test/fhir/Patient/{body['id']}/_history/1"
     assert response.headers["content-type"].startswith("application/fhir+json")
     assert "last-modified" in response.headers
+
+
+async def test_server_assigned_ids_are_version_7_uuids_in_creation_order(api: Api) -> None:
+    ids = []
+    for _ in range(3):
+        ids.append((await api.client.post("/Patient", json=patient())).json()["id"])
+        await asyncio.sleep(0.002)  # the next create falls in a later millisecond
+    assert all(len(value) == 36 and value[14] == "7" for value in ids)
+    assert ids == sorted(ids) and len(set(ids)) == 3
 
 
 async def test_read_and_vread(api: Api) -> None:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
 
-from fhir_server.crypto.random_pool import RandomPool, random_bytes, random_uuid
+from fhir_server.crypto.random_pool import (
+    RandomPool,
+    random_bytes,
+    random_uuid,
+    time_ordered_uuid,
+)
 
 
 def test_slices_never_repeat_across_pages() -> None:
@@ -29,6 +35,31 @@ def test_uuids_are_version_4_and_distinct() -> None:
     ids = {random_uuid() for _ in range(1_000)}
     assert len(ids) == 1_000
     assert all(value.version == 4 and value.variant == uuid.RFC_4122 for value in ids)
+
+
+def test_time_ordered_uuids_carry_their_millisecond_version_7_and_the_rfc_variant() -> None:
+    before = time.time_ns() // 1_000_000
+    value = time_ordered_uuid()
+    after = time.time_ns() // 1_000_000
+    assert before <= value.int >> 80 <= after
+    assert value.int >> 76 & 0xF == 7  # uuid.UUID.version only knows versions 1 to 5 in 3.11
+    assert value.variant == uuid.RFC_4122
+    assert str(value)[14] == "7"
+
+
+def test_time_ordered_uuids_sort_by_their_millisecond_and_are_distinct_within_one() -> None:
+    same_ms = {time_ordered_uuid(1_700_000_000_000) for _ in range(1_000)}
+    assert len(same_ms) == 1_000
+    assert all(value.int >> 80 == 1_700_000_000_000 for value in same_ms)
+    later = time_ordered_uuid(1_700_000_000_001)
+    assert all(str(value) < str(later) for value in same_ms)
+
+
+def test_time_ordered_uuids_refuse_a_time_outside_48_bits() -> None:
+    with pytest.raises(ValueError):
+        time_ordered_uuid(1 << 48)
+    with pytest.raises(ValueError):
+        time_ordered_uuid(-1)
 
 
 def test_a_forked_child_does_not_hand_out_the_parents_buffered_bytes() -> None:
