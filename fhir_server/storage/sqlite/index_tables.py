@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
@@ -145,16 +145,27 @@ _VALUES_OF_KIND: dict[type[Any], attrgetter[Any]] = {
 _WIDTH_OF_KIND: dict[type[Any], int] = {
     table.kind: len(table.columns) + 1 for table in INDEX_TABLES}
 
-MAX_ROWS_PER_INSERT = 64
-"""Rows per multi-row ``INSERT``: well under SQLite's limit of bound parameters (32,766)."""
+MAX_PARAMETERS_PER_STATEMENT = 32_766
+"""SQLite's default limit of bound parameters in one statement (``SQLITE_MAX_VARIABLE_NUMBER``
+since 3.32): a multi-row ``INSERT`` takes as many rows as fit under it, so the index rows of a
+whole commit group go in one statement per table."""
+
+STATEMENT_TEXTS_KEPT = 256
+"""Multi-row ``INSERT`` texts kept per (table, row count), as many as the connection caches
+prepared statements (``schema.CACHED_STATEMENTS``)."""
+
+
+def rows_per_statement(width: int) -> int:
+    """The most rows of ``width`` values one statement may bind."""
+    return MAX_PARAMETERS_PER_STATEMENT // width
 
 
 _TABLE_OF_KIND: dict[type[Any], IndexTable] = {table.kind: table for table in INDEX_TABLES}
 
 
-@cache
+@lru_cache(maxsize=STATEMENT_TEXTS_KEPT)
 def _multi_row_insert(table: IndexTable, rows: int) -> str:
-    """``INSERT … VALUES (?, …), (?, …)`` for ``rows`` rows (at most 64 texts per table)."""
+    """``INSERT … VALUES (?, …), (?, …)`` for ``rows`` rows."""
     names = ", ".join(column for column, _ in table.columns)
     row = "(" + ", ".join("?" for _ in range(len(table.columns) + 1)) + ")"
     return f"INSERT INTO {table.name} (rid, {names}) VALUES {', '.join([row] * rows)}"
@@ -175,7 +186,7 @@ def insert_entries(connection: sqlite3.Connection, rid: int, entries: Iterable[I
 def insert_entries_of(connection: sqlite3.Connection,
                       rows_of: Iterable[tuple[int, Iterable[IndexEntry]]]) -> None:
     """Write the entries of resource rows, given as (rid, entries): one multi-row ``INSERT``
-    per table and chunk, whatever the number of resources.
+    per table (per ``rows_per_statement`` rows), whatever the number of resources.
 
     One statement for many rows, rather than ``executemany``, matters on the writer thread:
     sqlite3 releases the GIL around each statement step, and every release lets the event loop
@@ -197,7 +208,7 @@ def insert_entries_of(connection: sqlite3.Connection,
         count = len(flat) // width
         start = 0
         while count:
-            chunk = min(count, MAX_ROWS_PER_INSERT)
+            chunk = min(count, rows_per_statement(width))
             end = start + chunk * width
             connection.execute(_multi_row_insert(_TABLE_OF_KIND[kind], chunk), flat[start:end])
             start, count = end, count - chunk

@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import lru_cache
 
 from fhir_server.storage.protocol import (
     AlreadyConsumed,
@@ -27,10 +27,11 @@ from fhir_server.storage.protocol import (
     VersionConflict,
 )
 from fhir_server.storage.sqlite.index_tables import (
-    MAX_ROWS_PER_INSERT,
+    STATEMENT_TEXTS_KEPT,
     delete_entries,
     insert_entries,
     insert_entries_of,
+    rows_per_statement,
 )
 
 
@@ -56,9 +57,8 @@ _INSERT_HISTORY = ("INSERT INTO history (resource_type, id, version, last_update
 _INSERT_EVENT = "INSERT INTO outbox (id, topic, payload, created) VALUES (?, ?, ?, ?)"
 _DELIVERED = "UPDATE outbox SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL"
 _FAILED = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"
-_LAST_RID = "SELECT coalesce(max(rid), 0) FROM resources"
-_CURRENT_ROWS = ("INSERT INTO resources "
-                 "(rid, resource_type, id, version, last_updated, method, body)")
+_CURRENT_ROWS = "INSERT INTO resources (resource_type, id, version, last_updated, method, body)"
+_LARGEST_ROW_ID = 2**63 - 1
 _HISTORY_ROWS = "INSERT INTO history (resource_type, id, version, last_updated, method, body)"
 _EVENT_ROWS = "INSERT INTO outbox (id, topic, payload, created)"
 
@@ -81,16 +81,16 @@ def writes_together(batch: Batch) -> bool:
 def commit_together(connection: sqlite3.Connection, batches: Sequence[Batch]) -> None:
     """``commit`` of each batch (all ``writes_together``), one statement per table and chunk.
 
-    The new rows take the next row ids in order, as SQLite would give them (the writer holds
-    the write lock, so nothing else inserts meanwhile). A resource that exists already, or
-    twice among the batches, breaks the unique key and raises ``sqlite3.IntegrityError``.
+    The current rows go first, in one ``INSERT`` without row ids: SQLite gives each the next
+    row id in turn (one more than the largest, the writer holding the write lock), so the
+    statement's last row id tells every row's id, with no query for the largest one. A
+    resource that exists already, or twice among the batches, breaks the unique key and
+    raises ``sqlite3.IntegrityError``.
     """
     changes = [change for batch in batches for change in batch.changes]
-    first_rid = int(connection.execute(_LAST_RID).fetchone()[0]) + 1
     versions = [(change.resource_type, change.id, change.version, change.last_updated,
                  change.method, change.body) for change in changes]
-    _insert_rows(connection, _CURRENT_ROWS, [(first_rid + n, *row)
-                                             for n, row in enumerate(versions)])
+    first_rid = _insert_rows(connection, _CURRENT_ROWS, versions) - len(versions) + 1
     _insert_rows(connection, _HISTORY_ROWS, versions)
     insert_entries_of(connection, ((first_rid + n, change.index)
                                    for n, change in enumerate(changes)))
@@ -100,15 +100,23 @@ def commit_together(connection: sqlite3.Connection, batches: Sequence[Batch]) ->
 
 
 def _insert_rows(connection: sqlite3.Connection, head: str,
-                 rows: Sequence[tuple[object, ...]]) -> None:
-    """``head VALUES (…), (…)`` for the rows, in chunks of ``MAX_ROWS_PER_INSERT``."""
-    for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
-        chunk = rows[start:start + MAX_ROWS_PER_INSERT]
-        connection.execute(_rows_statement(head, len(chunk[0]), len(chunk)),
-                           [value for row in chunk for value in row])
+                 rows: Sequence[tuple[object, ...]]) -> int:
+    """``head VALUES (…), (…)`` for the rows, as few statements as the parameter limit allows;
+    the row id of the last row inserted."""
+    per_statement = rows_per_statement(len(rows[0]))
+    last_rid = 0
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        cursor = connection.execute(_rows_statement(head, len(chunk[0]), len(chunk)),
+                                    [value for row in chunk for value in row])
+        last_rid = cursor.lastrowid or 0
+    if last_rid >= _LARGEST_ROW_ID:
+        # SQLite picks random row ids past the largest: the rows are not consecutive
+        raise ValueError("row ids are exhausted; cannot write these rows together")
+    return last_rid
 
 
-@cache
+@lru_cache(maxsize=STATEMENT_TEXTS_KEPT)
 def _rows_statement(head: str, width: int, rows: int) -> str:
     row = "(" + ", ".join("?" * width) + ")"
     return f"{head} VALUES {', '.join([row] * rows)}"
