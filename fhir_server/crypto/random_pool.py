@@ -1,8 +1,9 @@
 """Random bytes from the OS, fetched a page at a time: ids and nonces without a syscall each.
 
 ``os.urandom`` releases the GIL around its system call; on a busy server each release hands
-the GIL to the SQLite writer thread and costs the caller up to a switch interval to get it
-back, so a create paid that twice (its id and its AES-GCM nonces). The pool reads 4 KiB of OS
+the GIL to another thread (a search reader, once the SQLite writer) and costs the caller up
+to a switch interval to get it back, so a create paid that twice (its id and its AES-GCM
+nonces). The pool reads 4 KiB of OS
 randomness at once and hands out slices, each byte once. A forked child (Celery's prefork
 pool) starts with an empty pool, so parent and child never hand out the same bytes, which for
 AES-GCM nonces would be fatal.

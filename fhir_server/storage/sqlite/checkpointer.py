@@ -1,11 +1,12 @@
 """The checkpointer thread: copies the WAL back into the database file off the writer's path.
 
-SQLite's automatic checkpoint runs inside the ``COMMIT`` that crosses the WAL threshold, on
-the writer thread, and costs as much as the writes themselves (every page written twice, plus
-the file syncs). The writer connection turns it off (``wal_autocheckpoint = 0``) and wakes this
-thread after each commit; the thread runs a ``PASSIVE`` checkpoint (it never blocks the writer
-nor the readers) at most every ``interval`` seconds, on a connection of its own. SQLite's C code
-releases the GIL while it works, so the checkpoint overlaps the next group's writes.
+It runs in the writer process (``writer_child.py``). SQLite's automatic checkpoint runs inside
+the ``COMMIT`` that crosses the WAL threshold, on the writer, and costs as much as the writes
+themselves (every page written twice, plus the file syncs). The writer connection turns it
+off (``wal_autocheckpoint = 0``) and wakes this thread after each commit; the thread runs a
+``PASSIVE`` checkpoint (it never blocks the writer nor the readers) at most every ``interval``
+seconds, on a connection of its own. SQLite's C code releases the GIL while it works, so the
+checkpoint overlaps the next group's writes.
 
 A passive checkpoint stops at the oldest frame a reader still needs; the WAL is then reused
 from its start once a checkpoint has caught up. If writes outrun checkpoints so far that the

@@ -188,10 +188,8 @@ def insert_entries_of(connection: sqlite3.Connection,
     """Write the entries of resource rows, given as (rid, entries): one multi-row ``INSERT``
     per table (per ``rows_per_statement`` rows), whatever the number of resources.
 
-    One statement for many rows, rather than ``executemany``, matters on the writer thread:
-    sqlite3 releases the GIL around each statement step, and every release lets the event loop
-    take the GIL for up to a switch interval, so a step per row would make the writer wait
-    once per row.
+    One statement for many rows, rather than ``executemany``: SQLite prepares and steps once,
+    and the writer's Python binds the rows in one call.
     """
     rows: dict[type[Any], list[Any]] = {}
     for rid, entries in rows_of:

@@ -1,8 +1,9 @@
 """``SqliteStore``: the Store protocol on one SQLite file, run off the event loop.
 
-One writer connection lives on a single dedicated thread (``writer.py``), which commits the
-writes queued meanwhile as one group, so writes never wait on each other's locks; reads run
-on a small pool of threads, each with its own connection opened on first use. WAL mode lets
+One writer connection lives in a process of its own (``writer_process.py`` starts
+``writer_child.py``), which commits the writes sent meanwhile as one group, so writes never
+wait on each other's locks and the writer never competes with the requests for the GIL; reads
+run on a small pool of threads, each with its own connection opened on first use. WAL mode lets
 those readers work while the writer commits.
 Point reads by primary key (``read``, ``read_version``) are the exception: they take ~10-20 µs
 of SQLite time, far less than a thread hand-off (~100 µs), so they run on the event loop's own
@@ -10,7 +11,8 @@ read connection (a WAL reader never waits for the writer). A search without a to
 the same, within a budget of SQLite steps (well under a millisecond); one that would take longer
 is interrupted and run again on a reader thread (``reads.search_within_budget``).
 Every sqlite3 exception raised on those threads is turned into a protocol error there
-(``errors.store_error``), so nothing above this module sees a driver exception.
+(``errors.store_error``), and the writer process answers with protocol errors, so nothing above
+this module sees a driver exception.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fhir_server.storage.protocol import (
     Change,
@@ -36,10 +38,9 @@ from fhir_server.storage.protocol import (
 )
 from fhir_server.storage.query import HistoryQuery, SearchQuery
 from fhir_server.storage.sqlite import reads, reindex, writes
-from fhir_server.storage.sqlite.checkpointer import Checkpointer
 from fhir_server.storage.sqlite.errors import store_error
-from fhir_server.storage.sqlite.schema import SYNCHRONOUS_MODES, open_connection, prepare_database
-from fhir_server.storage.sqlite.writer import GroupCommitWriter
+from fhir_server.storage.sqlite.schema import SYNCHRONOUS_MODES, open_connection
+from fhir_server.storage.sqlite.writer_process import WriterProcess
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -59,8 +60,7 @@ class SqliteStore:
         self._path = path
         self._synchronous = mode
         self._reader_count = readers
-        self._writer: GroupCommitWriter | None = None
-        self._checkpointer: Checkpointer | None = None
+        self._writer: WriterProcess | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
@@ -72,28 +72,27 @@ class SqliteStore:
     async def start(self) -> None:
         if self._writer is not None:
             return
-        checkpointer = Checkpointer(self._open_checkpointer)
-        writer = GroupCommitWriter(self._open_writer, after_commit=checkpointer.notify,
-                                   together=writes.commit_together)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, writer.start)
-        try:
-            await loop.run_in_executor(None, checkpointer.start)
-        except BaseException:
-            await loop.run_in_executor(None, writer.stop)
-            raise
-        self._checkpointer = checkpointer
+        writer = WriterProcess(self._path, synchronous=self._synchronous)
+        await writer.start()
         self._readers = ThreadPoolExecutor(max_workers=self._reader_count,
                                            thread_name_prefix="sqlite-reader")
         self._writer = writer
 
     async def close(self) -> None:
-        writer, readers, checkpointer = self._writer, self._readers, self._checkpointer
-        if writer is None or readers is None or checkpointer is None:
+        """Finish the writes sent so far, close every reader connection, then stop the
+        writer process, which empties the WAL into the file (no reader holds it back)."""
+        writer, readers = self._writer, self._readers
+        if writer is None or readers is None:
             return
-        self._writer = self._readers = self._checkpointer = None
-        await asyncio.get_running_loop().run_in_executor(None, self._shut_down, writer, readers,
-                                                         checkpointer)
+        self._writer = self._readers = None
+        await writer.drain()
+        await asyncio.get_running_loop().run_in_executor(None, self._close_readers, readers)
+        await writer.stop()
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id while the store is open (for tests and diagnostics)."""
+        return None if self._writer is None else self._writer.pid
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
         found = self._inline(reads.read_current, (resource_type, id))
@@ -109,7 +108,7 @@ class SqliteStore:
                      consumed: Sequence[Consumption] = ()) -> None:
         batch = writes.Batch(tuple(changes), tuple(events), tuple(consumed))
         if batch.changes or batch.events or batch.consumed:
-            await self._on_writer(writes.commit, batch, together=writes.writes_together(batch))
+            await self._on_writer("commit", batch, together=writes.writes_together(batch))
 
     async def history(self, query: HistoryQuery) -> tuple[StoredVersion, ...]:
         return await self._on_reader(reads.history, query)
@@ -131,23 +130,24 @@ class SqliteStore:
 
     async def outbox_delivered(self, event_ids: Sequence[str]) -> None:
         if event_ids:
-            await self._on_writer(writes.mark_delivered, tuple(event_ids))
+            await self._on_writer("mark-delivered", tuple(event_ids))
 
     async def outbox_failed(self, event_id: str) -> None:
-        await self._on_writer(writes.count_failure, event_id)
+        await self._on_writer("count-failure", event_id)
 
     async def replace_index(self, resource_type: str, rewrites: Sequence[IndexRewrite]) -> int:
         if not rewrites:
             return 0
         batch = reindex.IndexBatch(resource_type, tuple(rewrites))
-        return await self._on_writer(reindex.replace_index, batch)
+        replaced: int = await self._on_writer("replace-index", batch)
+        return replaced
 
     async def read_marks(self, prefix: str) -> dict[str, str]:
         return await self._on_reader(reindex.read_marks, prefix)
 
     async def write_marks(self, marks: Mapping[str, str | None]) -> None:
         if marks:
-            await self._on_writer(reindex.write_marks, tuple(marks.items()))
+            await self._on_writer("write-marks", tuple(marks.items()))
 
     async def _on_reader(self, work: Work[A, T], argument: A) -> T:
         readers = self._readers
@@ -156,15 +156,15 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(
             readers, self._run_on_reader, work, argument)
 
-    async def _on_writer(self, work: Work[A, T], argument: A, *, together: bool = False) -> T:
-        """``work(connection, argument)`` on the writer; ``together``: the writer may write
-        ``argument`` with other callers' (``writes.commit_together``) instead."""
+    async def _on_writer(self, operation: str, argument: object, *,
+                         together: bool = False) -> Any:
+        """``operation`` (see ``wire.OPERATIONS``) on ``argument`` in the writer process;
+        ``together``: the writer may write ``argument`` with other callers' in the same
+        statements (``writes.commit_together``)."""
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("the SQLite store is not started or is closed")
-        result: T = await writer.run(lambda connection: work(connection, argument),
-                                     part=argument if together else None)
-        return result
+        return await writer.run(operation, argument, together=together)
 
     def _inline(self, work: Work[A, T], argument: A) -> T:
         """A primary-key lookup on the event loop's own read connection."""
@@ -189,28 +189,6 @@ class SqliteStore:
         except sqlite3.Error as error:
             raise store_error(error) from error
 
-    def _open_writer(self) -> sqlite3.Connection:
-        """On the writer thread: open the file (creating its directory) and prepare the schema."""
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            connection = open_connection(self._path, synchronous=self._synchronous,
-                                         read_only=False)
-            try:
-                prepare_database(connection)
-                connection.execute("PRAGMA wal_autocheckpoint = 0")  # see checkpointer.py
-            except BaseException:
-                connection.close()
-                raise
-        except (sqlite3.Error, OSError) as error:
-            raise store_error(error) from error
-        return connection
-
-    def _open_checkpointer(self) -> sqlite3.Connection:
-        try:
-            return open_connection(self._path, synchronous=self._synchronous, read_only=False)
-        except sqlite3.Error as error:
-            raise store_error(error) from error
-
     def _open_reader(self) -> sqlite3.Connection:
         connection = self._open_shared_reader()
         self._local.connection = connection
@@ -223,10 +201,8 @@ class SqliteStore:
             self._reader_connections.append(connection)
         return connection
 
-    def _shut_down(self, writer: GroupCommitWriter, readers: ThreadPoolExecutor,
-                   checkpointer: Checkpointer) -> None:
-        """Let queued work finish, then close every connection (none is in use any more)."""
-        writer.stop()
+    def _close_readers(self, readers: ThreadPoolExecutor) -> None:
+        """Let queued reads finish, then close every read connection (none is in use any more)."""
         readers.shutdown(wait=True)
         with self._connections_lock:
             connections = [*self._reader_connections]
@@ -234,5 +210,3 @@ class SqliteStore:
         self._loop_connection = None
         for connection in connections:
             connection.close()
-        checkpointer.stop()  # last: with every reader gone, the WAL empties into the file
-
