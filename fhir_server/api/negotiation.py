@@ -53,8 +53,8 @@ class Rendering:
 
 def rendering(request: Request) -> Rendering:
     """Read ``_format``, ``_pretty`` and Accept; refuse XML-only clients with a 406."""
-    params = request.query_params
-    fmt = params.get("_format")
+    params = request.query_params if request.scope.get("query_string") else None
+    fmt = None if params is None else params.get("_format")
     wants_fhir = False
     if fmt is not None:
         if fmt.strip().lower() in _XML or "xml" in fmt.lower():
@@ -72,7 +72,8 @@ def rendering(request: Request) -> Rendering:
         elif fmt is None and kinds and all(k in _XML for k in kinds):
             raise FhirError(ErrorCode.NOT_ACCEPTABLE,
                             "This server answers in FHIR JSON only: accept application/fhir+json")
-    return Rendering(pretty=params.get("_pretty") == "true", wants_fhir=wants_fhir)
+    return Rendering(pretty=params is not None and params.get("_pretty") == "true",
+                     wants_fhir=wants_fhir)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -116,8 +117,14 @@ class Preferences:
     strict: bool
 
 
+_NO_PREFERENCE = Preferences(return_="representation", strict=False)
+
+
 def preferences(request: Request) -> Preferences:
-    values = [p.strip().lower() for p in (header(request, "prefer") or "").split(";")]
+    prefer = header(request, "prefer")
+    if not prefer:
+        return _NO_PREFERENCE
+    values = [p.strip().lower() for p in prefer.split(";")]
     values = [v for part in values for v in part.split(",")]
     return_ = "representation"
     strict = False
