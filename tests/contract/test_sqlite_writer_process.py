@@ -205,3 +205,32 @@ async def test_the_writer_ends_when_the_server_is_killed(tmp_path: Path) -> None
         await server.wait()
     writer = int(line)
     assert await wait_until_gone(writer, seconds=10)
+
+
+def test_a_forked_process_starts_its_own_fork_server(tmp_path: Path) -> None:
+    """Celery's prefork pool forks the worker: a child must not talk to its parent's fork
+    server over the same socket."""
+    async def write(path: Path) -> int | None:
+        store = SqliteStore(path)
+        await store.start()
+        try:
+            await store.commit([create("p1")])
+        finally:
+            await store.close()
+        return fork_server_pid()
+
+    parent_server = asyncio.run(write(tmp_path / "parent.sqlite3"))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its fork server's pid, then leave without cleanup
+        os.close(read_end)
+        try:
+            child_server = asyncio.run(write(tmp_path / "child.sqlite3"))
+            os.write(write_end, str(child_server).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        reported = reader.read()
+    os.waitpid(pid, 0)
+    assert reported.decode() not in ("", "None", str(parent_server))

@@ -71,6 +71,13 @@ class _Zygote:
                 self._discard()
         raise OSError("the SQLite writers' fork server does not answer")
 
+    def forget(self) -> None:
+        """In a forked child (Celery's prefork pool): the fork server is the parent's; this
+        process starts its own when it first needs one."""
+        self._lock = threading.Lock()
+        self._process = None
+        self._control = None
+
     @property
     def pid(self) -> int | None:
         process = self._process
@@ -108,6 +115,7 @@ class _Zygote:
 
 
 _ZYGOTE = _Zygote()
+os.register_at_fork(after_in_child=_ZYGOTE.forget)
 
 
 def fork_server_pid() -> int | None:
