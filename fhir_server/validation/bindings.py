@@ -33,12 +33,17 @@ def check_bindings(walk: Walk, terminology: Terminology) -> list[Issue]:
     """The issues of the walk's values under required bindings."""
     issues: list[Issue] = []
     for visit in walk.visits:
-        for definition in (visit.element, visit.slice):
-            binding = definition.binding if definition is not None else None
-            if binding is not None and binding.strength == "required":
-                issue = check_value(visit, binding, terminology)
-                if issue is not None:
-                    issues.append(issue)
+        binding = visit.element.binding
+        if binding is not None and binding.strength == "required":
+            issue = check_value(visit, binding, terminology)
+            if issue is not None:
+                issues.append(issue)
+        chosen = visit.slice
+        binding = chosen.binding if chosen is not None else None
+        if binding is not None and binding.strength == "required":
+            issue = check_value(visit, binding, terminology)
+            if issue is not None:
+                issues.append(issue)
     return issues
 
 
@@ -48,7 +53,8 @@ def check_value(visit: Visit, binding: Binding, terminology: Terminology) -> Iss
     if value is None or (isinstance(value, dict) and visit.type_code not in _CODED_OBJECTS):
         return None
     value_set = canonical_url(binding.value_set)
-    pairs = codes_of(value)
+    pairs: list[tuple[str | None, str]] = (
+        [(None, value)] if isinstance(value, str) else codes_of(value))
     if not pairs:
         if visit.type_code == "CodeableConcept":
             return make_issue(CODE_REQUIRED, visit.location, issue_type=IssueType.REQUIRED,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
-from fhir_server.validation.walk import Visit
+from fhir_server.validation.walk import ELE_1, Visit
 
 FastCheck = Callable[[Visit], bool | None]
 
@@ -43,8 +43,8 @@ REF_1: Final = ("reference.startsWith('#').not() or (reference.substring(1).trac
 def has_value_or_children(visit: Visit) -> bool | None:
     """ele-1: ``hasValue() or (children().count() > id.count())``."""
     value = visit.value
-    if isinstance(value, dict):
-        return any(key != "id" and key != "resourceType" for key in value)
+    if isinstance(value, dict):  # a key other than these two
+        return len(value) > ("id" in value) + ("resourceType" in value)
     if value is not None:
         return True
     companion = visit.companion
@@ -272,7 +272,7 @@ def _unless_type(kind: str) -> FastCheck:
 
 
 FAST_CHECKS: Final[Mapping[str, FastCheck]] = {
-    "hasValue() or (children().count() > id.count())": has_value_or_children,
+    ELE_1: has_value_or_children,
     "extension.exists() != value.exists()": extensions_or_value,
     "contained.contained.empty()": no_nested_contained,
     DOM_3: contained_referenced,

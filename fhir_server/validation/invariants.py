@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import fhirpathpy
 from antlr4 import CommonTokenStream, InputStream
@@ -35,8 +35,19 @@ from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from fhir_server.errors import Issue, IssueType
-from fhir_server.validation.fast_invariants import DOM_3, REF_1, FastCheck, fast_check
-from fhir_server.validation.messages import INVARIANT_FAILED, INVARIANT_NOT_EVALUATED, make_issue
+from fhir_server.validation.fast_invariants import (
+    DOM_3,
+    REF_1,
+    FastCheck,
+    fast_check,
+    has_value_or_children,
+)
+from fhir_server.validation.messages import (
+    INVARIANT_FAILED,
+    INVARIANT_NOT_EVALUATED,
+    located_issue,
+    make_issue,
+)
 from fhir_server.validation.snapshot import Constraint, ElementDef
 from fhir_server.validation.walk import Visit, Walk
 
@@ -155,9 +166,20 @@ class _Step:
     constraint: Constraint
     fast: FastCheck | None
     expression: str
+    failure: tuple[str, str]
+    """The message of a failure, in English and in French, rendered once (``_failure``)."""
 
 
-_PlanKey = tuple[ElementDef, ElementDef | None, ElementDef | None, frozenset[tuple[str, str]]]
+class _Plan(NamedTuple):
+    """The constraints to evaluate on the values of one combination of definitions."""
+
+    steps: tuple[_Step, ...]
+    values_hold: bool
+    """Whether every step is ele-1, which holds on any value present that is not an object:
+    such values need no evaluation."""
+
+
+_PlanKey = tuple[ElementDef, ElementDef | None, ElementDef | None]
 
 
 class InvariantChecker:
@@ -166,7 +188,9 @@ class InvariantChecker:
 
     def __init__(self) -> None:
         self._compiled: dict[str, Callable[..., list[Any]]] = {}
-        self._plans: dict[_PlanKey, tuple[_Step, ...]] = {}
+        self._plans: dict[frozenset[tuple[str, str]], dict[_PlanKey, _Plan]] = {}
+        self._element_plans: dict[frozenset[tuple[str, str]], dict[ElementDef, _Plan]] = {}
+        """The plans of elements alone (no slice, no type root), the most frequent."""
 
     @property
     def compiled_expressions(self) -> int:
@@ -178,19 +202,33 @@ class InvariantChecker:
         """The failed constraints of the walk's visits; ``already_checked`` (key, expression)
         pairs are left out (the core ones, when walking a profile)."""
         issues: list[Issue] = []
-        plans = self._plans
+        plans = self._plans.setdefault(already_checked, {})
+        element_plans = self._element_plans.setdefault(already_checked, {})
         for visit in walk.visits:
-            plan = plans.get((visit.element, visit.slice, visit.type_root, already_checked))
-            if plan is None:
-                plan = self._plan(visit, already_checked)
-            for step in plan:
-                # The common case inline: a Python check whose verdict is that it holds.
-                if step.fast is not None:
+            value, _, _, _, element, chosen, type_root, _ = visit
+            if chosen is None and type_root is None:
+                plan = element_plans.get(element)
+                if plan is None:
+                    plan = element_plans[element] = self._plan(visit, already_checked)
+            else:
+                key = (element, chosen, type_root)
+                plan = plans.get(key)
+                if plan is None:
+                    plan = plans[key] = self._plan(visit, already_checked)
+            if plan.values_hold and value is not None and not isinstance(value, dict):
+                continue
+            for step in plan.steps:
+                # The common cases inline: a Python check that gives its verdict.
+                fast = step.fast
+                if fast is not None:
                     try:
-                        holds = step.fast(visit) is True
+                        verdict = fast(visit)
                     except Exception:  # _evaluate runs it again and reports the failure
-                        holds = False
-                    if holds:
+                        verdict = None
+                    if verdict is True:
+                        continue
+                    if verdict is False:
+                        issues.append(_failed(step, visit))
                         continue
                 issue = self._evaluate(step, visit)
                 if issue is not None:
@@ -202,22 +240,20 @@ class InvariantChecker:
         return self._verdict(self._function(_expression_of(constraint))(
             _node(visit), {"resource": visit.frame.resource, "rootResource": visit.frame.root}))
 
-    def _plan(self, visit: Visit, done: frozenset[tuple[str, str]]) -> tuple[_Step, ...]:
-        key: _PlanKey = (visit.element, visit.slice, visit.type_root, done)
-        plan = self._plans.get(key)
-        if plan is None:
-            seen: set[str] = set()
-            steps: list[_Step] = []
-            for definition in visit.definitions:
-                for constraint in definition.constraints:
-                    if constraint.key in seen:
-                        continue
-                    seen.add(constraint.key)
-                    if (constraint.key, constraint.expression) not in done and not _is_skipped(
-                            constraint):
-                        steps.append(_step_of(constraint))
-            plan = self._plans[key] = tuple(steps)
-        return plan
+    @staticmethod
+    def _plan(visit: Visit, done: frozenset[tuple[str, str]]) -> _Plan:
+        """The steps of the visit's definitions, each constraint key once."""
+        seen: set[str] = set()
+        steps: list[_Step] = []
+        for definition in visit.definitions:
+            for constraint in definition.constraints:
+                if constraint.key in seen:
+                    continue
+                seen.add(constraint.key)
+                if (constraint.key, constraint.expression) not in done and not _is_skipped(
+                        constraint):
+                    steps.append(_step_of(constraint))
+        return _Plan(tuple(steps), all(step.fast is has_value_or_children for step in steps))
 
     def _holds(self, step: _Step, visit: Visit) -> bool | None:
         if step.fast is not None:
@@ -241,7 +277,7 @@ class InvariantChecker:
             return make_issue(INVARIANT_NOT_EVALUATED, visit.location, severity="information",
                               issue_type=IssueType.INFORMATIONAL, rule=key, key=key,
                               reason=_reason(error))
-        return _failure(step.constraint, visit) if held is False else None
+        return _failed(step, visit) if held is False else None
 
     def _function(self, expression: str) -> Callable[..., list[Any]]:
         function = self._compiled.get(expression)
@@ -300,7 +336,7 @@ def syntax_error(expression: str) -> str | None:
 
 def _step_of(constraint: Constraint) -> _Step:
     return _Step(constraint=constraint, fast=fast_check(constraint.expression),
-                 expression=_expression_of(constraint))
+                 expression=_expression_of(constraint), failure=_failure(constraint))
 
 
 def _is_skipped(constraint: Constraint) -> bool:
@@ -326,13 +362,21 @@ def _node(visit: Visit) -> Any:
     return _resource_node(visit.value, type_path, visit.companion)
 
 
-def _failure(constraint: Constraint, visit: Visit) -> Issue:
-    human_fr = constraint.human_fr or CORE_HUMAN_FR.get(constraint.human)
-    return make_issue(INVARIANT_FAILED, visit.location,
-                      severity="warning" if constraint.severity == "warning" else "error",
-                      issue_type=IssueType.INVARIANT, rule=constraint.key,
-                      french={"human": human_fr} if human_fr else None,
-                      key=constraint.key, human=constraint.human)
+def _failed(step: _Step, visit: Visit) -> Issue:
+    """The issue of a constraint the visit's value does not meet."""
+    english, french = step.failure
+    constraint = step.constraint
+    return located_issue(visit.location, english, french,
+                         severity="warning" if constraint.severity == "warning" else "error",
+                         issue_type=IssueType.INVARIANT, rule=constraint.key)
+
+
+def _failure(constraint: Constraint) -> tuple[str, str]:
+    """The message of a failed constraint, in English and in French (its French text, or its
+    English one quoted in the French sentence)."""
+    human_fr = constraint.human_fr or CORE_HUMAN_FR.get(constraint.human) or constraint.human
+    return (INVARIANT_FAILED.en.format(key=constraint.key, human=constraint.human),
+            INVARIANT_FAILED.fr.format(key=constraint.key, human=human_fr))
 
 
 def _reason(error: Exception) -> str:

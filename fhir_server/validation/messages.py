@@ -52,9 +52,17 @@ def make_issue(text: Text, location: str, *, severity: str = "error",
     ``french`` replaces some ``params`` in the French message (e.g. a translated sentence)."""
     english = text.en.format(**params)
     french_text = text.fr.format(**{**params, **(french or {})})
+    return located_issue(location, english, french_text, severity=severity,
+                         issue_type=issue_type, rule=rule)
+
+
+def located_issue(location: str, english: str, french: str, *, severity: str,
+                  issue_type: IssueType, rule: str | None) -> ValidationIssue:
+    """An issue at ``location`` with its message already rendered in both languages (by
+    ``make_issue``, or once for all the issues of one rule)."""
     return ValidationIssue(diagnostics=f"{location}: {english}", issue_type=issue_type,
                            severity=severity, expression=(location,),
-                           message_fr=f"{location} : {french_text}", rule=rule)
+                           message_fr=f"{location} : {french}", rule=rule)
 
 
 def issue_json(issue: Issue) -> ResourceDict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -60,6 +60,20 @@ class PrimitiveRule:
     pattern: re.Pattern[str] | None
     checks_calendar: bool = False
     is_xhtml: bool = False
+    plain: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    """The pattern that alone decides a string (a type written as a JSON string, not a
+    calendar one): a non-empty string it matches is valid. None for the other types."""
+
+    def __post_init__(self) -> None:
+        plain = self.pattern if self.kind is JsonKind.STRING and not self.checks_calendar else None
+        object.__setattr__(self, "plain", plain)
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is valid, when telling it is quick (a string of a ``plain`` type);
+        False means ``problem`` decides."""
+        plain = self.plain
+        return (plain is not None and type(value) is str and value != ""
+                and plain.fullmatch(value) is not None)
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value`` for this type, as an English phrase, or None if valid."""
@@ -170,5 +184,8 @@ def _is_calendar_day(value: str) -> bool:
     """Whether a full date (YYYY-MM-DD...) names a day that exists; partial dates pass."""
     if len(value) < 10:
         return True
-    year, month, day = int(value[0:4]), int(value[5:7]), int(value[8:10])
+    day = int(value[8:10])
+    if day <= 28:  # every month has these
+        return True
+    year, month = int(value[0:4]), int(value[5:7])
     return day <= calendar.monthrange(year, month)[1]

@@ -16,7 +16,7 @@ from typing import Any
 from fhir_server.definitions import structure_definitions
 from fhir_server.errors import Issue, IssueType
 from fhir_server.validation.model import ANY_RESOURCE, ElementModel, Property, TypeModels
-from fhir_server.validation.primitives import shown
+from fhir_server.validation.primitives import PrimitiveRule, shown
 
 MAX_ISSUES = 100
 _ABSENT: Any = object()
@@ -94,11 +94,24 @@ class StructureValidator:
             rule = prop.rule
             if rule is not None:
                 companion = prop.companion_key
-                if (prop.many or (companion is not None and companion in obj)
-                        or rule.problem(value) is not None):
-                    extras = obj.get(companion, _ABSENT) if companion else _ABSENT
-                    self._primitive(prop, value, extras, location, findings)
-            elif prop.many or prop.is_resource or type(value) is not dict or not value:
+                if companion is not None and companion in obj:
+                    self._primitive(prop, value, obj[companion], location, findings)
+                elif prop.many:
+                    if _fits(prop, value):
+                        self._primitive_items(prop, rule, value, f"{location}.{prop.label}",
+                                              findings)
+                    else:
+                        self._primitive(prop, value, _ABSENT, location, findings)
+                elif not rule.accepts(value) and rule.problem(value) is not None:
+                    self._primitive(prop, value, _ABSENT, location, findings)
+            elif prop.is_resource:
+                self._complex(prop, value, location, findings)
+            elif prop.many:
+                if _fits(prop, value):
+                    self._complex_items(prop, value, f"{location}.{prop.label}", findings)
+                else:
+                    self._complex(prop, value, location, findings)
+            elif type(value) is not dict or not value:
                 self._complex(prop, value, location, findings)
             else:
                 model_of_value = prop.inline or self._types.get(prop.type_name)
@@ -145,6 +158,28 @@ class StructureValidator:
                 self._complex_item(prop, item, f"{path}[{index}]", findings)
         else:
             self._complex_item(prop, value, path, findings)
+
+    def _complex_items(self, prop: Property, value: list[Any], path: str,
+                       findings: _Findings) -> None:
+        """The items of an array of the right length (``_fits``) of a complex type that is
+        not a resource: as ``_complex`` does them, objects walked at once."""
+        model = prop.inline
+        for index, item in enumerate(value):
+            if type(item) is dict and item:
+                if model is None:
+                    model = self._types.get(prop.type_name)
+                self._object(item, model, f"{path}[{index}]", findings)
+            else:
+                self._complex_item(prop, item, f"{path}[{index}]", findings)
+
+    def _primitive_items(self, prop: Property, rule: PrimitiveRule, value: list[Any], path: str,
+                         findings: _Findings) -> None:
+        """The values of an array of the right length (``_fits``) of a primitive type without
+        its ``_name`` companion: as ``_primitive`` does them."""
+        accepts, problem = rule.accepts, rule.problem
+        for index, item in enumerate(value):
+            if not accepts(item) and (item is None or problem(item) is not None):
+                self._primitive_value(prop, item, f"{path}[{index}]", findings)
 
     def _complex_item(self, prop: Property, value: Any, path: str, findings: _Findings) -> None:
         if prop.is_resource:
@@ -249,6 +284,15 @@ class StructureValidator:
             findings.add(path, "an empty object is not allowed (omit the element instead)")
             return False
         return True
+
+
+def _fits(prop: Property, value: Any) -> bool:
+    """Whether the value of a repeating element is an array ``_shape_ok`` finds nothing to
+    say about."""
+    if type(value) is not list or not value:
+        return False
+    count = len(value)
+    return count >= prop.min_count and (prop.max_count is None or count <= prop.max_count)
 
 
 def _root_of(resource: Any) -> str:

@@ -71,7 +71,7 @@ def or3(left: Membership, right: Membership) -> Membership:
 
 def canonical_url(reference: str) -> str:
     """A canonical reference without its ``|version``."""
-    return reference.partition("|")[0]
+    return reference.partition("|")[0] if "|" in reference else reference
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,9 @@
 
 1. structure (``structure.py``): the JSON shape against the core snapshots. Its errors end the
    validation: the later layers read a well-formed resource.
-2. the core definitions (one core-mode walk): required bindings, invariants and reference
-   target types of the resource, its data types and the resources inside it.
+2. the core definitions (one sparse core-mode walk, ``walk.py``): required bindings,
+   invariants and reference target types of the resource, its data types and the resources
+   inside it.
 3. each profile: those asked for, then the ``meta.profile`` ones the validator knows (also of
    contained and Bundle entry resources): profile rules (cardinality, fixed/pattern, slicing,
    choice types), the profile's bindings, its own invariants (those of the core are done),
@@ -80,17 +81,19 @@ class ProfileValidator:
     def invariants(self) -> InvariantChecker:
         return self._invariants
 
-    def walk(self, resource: Mapping[str, Any], profile: str | None = None) -> Walk:
+    def walk(self, resource: Mapping[str, Any], profile: str | None = None, *,
+             sparse: bool = False) -> Walk:
         """The walk the rule layers read: ``resource`` against the core definition of its type
         (core mode), or against a profile known here, by url (profile mode); ``KeyError`` when
-        neither is known."""
+        neither is known. ``sparse``: the core walk ``validate`` reads, without the values no
+        core rule reads (``walk.py``)."""
         if profile is None:
             tree = self._definitions.core(str(resource.get("resourceType")))
         else:
             tree = self._definitions.profile(profile)
         if tree is None:
             raise KeyError(profile or resource.get("resourceType"))
-        return self._walker.walk(resource, tree, core=profile is None)
+        return self._walker.walk(resource, tree, core=profile is None, sparse=sparse)
 
     def validate(self, resource: dict[str, Any],
                  profiles: Sequence[str] = ()) -> tuple[Issue, ...]:
@@ -101,7 +104,7 @@ class ProfileValidator:
         tree = self._definitions.core(str(resource["resourceType"]))
         if tree is None:
             return tuple(issues)
-        walk = self._walker.walk(resource, tree, core=True)
+        walk = self._walker.walk(resource, tree, core=True, sparse=True)
         issues.extend(check_bindings(walk, self._terminology))
         issues.extend(self._invariants.check(walk))
         issues.extend(check_references(walk, self._definitions))

@@ -14,6 +14,11 @@ Two modes:
   names a profile for, such as extension definitions); each element's repetitions are recorded
   as a ``Group`` with their slices, for cardinality and slicing rules.
 
+A core walk may be sparse (``sparse=True``, what ``ProfileValidator.validate`` asks for): it
+leaves out the values no core rule reads, those present, not objects, of an element with no
+required binding and no constraint but ele-1 (which such a value meets), e.g. ``Patient.active``
+or ``HumanName.family``. The walk others read (``ProfileValidator.walk``) has every value.
+
 Locations are FHIRPath expressions as the structure layer writes them:
 ``Patient.identifier[0].value``, ``Observation.value.ofType(Quantity)``.
 """
@@ -30,6 +35,8 @@ from fhir_server.validation.slicing import SliceMatcher
 from fhir_server.validation.snapshot import Definitions, ElementDef, ProfileError, Tree
 
 _EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
+ELE_1: Final = "hasValue() or (children().count() > id.count())"
+"""The published text of ele-1: an element has a value or children."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -97,6 +104,11 @@ class Visit(NamedTuple):
         return tuple(d for d in (self.element, self.slice, self.type_root) if d is not None)
 
 
+_new_visit: Final = tuple.__new__
+"""Builds a Visit from the tuple of its fields in order, ``_new_visit(Visit, (...))``: the
+core walk's way, about twice as fast as the named tuple's generated constructor."""
+
+
 class Item(NamedTuple):
     """One repetition of an element in the JSON (a named tuple, as ``Visit``)."""
 
@@ -144,9 +156,45 @@ class Walk:
     nested: tuple[Nested, ...]
 
 
+class _Slot:
+    """What one JSON key of an object is against the definition owning the object (core
+    mode), worked out once per (model, definition): the property, the element governing its
+    values, whether the key is a lone ``_name`` companion, and (filled on first use) how the
+    walk enters a complex value of the property's type."""
+
+    __slots__ = ("alone", "element", "entered", "prop", "quiet")
+
+    def __init__(self, prop: Property, element: ElementDef, *, alone: bool) -> None:
+        self.prop = prop
+        self.element = element
+        self.alone = alone
+        self.entered: _Entered | None = None
+        self.quiet = prop.rule is not None and _read_by_no_rule(element)
+        """A primitive whose values (present, not objects) a sparse walk leaves out."""
+
+
+def _read_by_no_rule(element: ElementDef) -> bool:
+    """Whether no core rule reads a present, non-object value of ``element`` (a primitive's):
+    no required binding, and no constraint but ele-1, which such a value meets."""
+    binding = element.binding
+    return ((binding is None or binding.strength != "required")
+            and all(c.expression == ELE_1 for c in element.constraints))
+
+
+class _Entered(NamedTuple):
+    """The definition of a complex value's children, the type root when it is one, the
+    model of its JSON properties and the slots of the two (none when one is missing)."""
+
+    owner: ElementDef | None
+    type_root: ElementDef | None
+    model: ElementModel | None
+    slots: dict[str, _Slot]
+
+
 @dataclass(slots=True, eq=False)
 class _State:
     core: bool
+    sparse: bool = False
     visits: list[Visit] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     problems: list[ProfileProblem] = field(default_factory=list)
@@ -161,11 +209,14 @@ class Walker:
         self._definitions = definitions
         self._models = models
         self._matcher = matcher
+        self._slots: dict[tuple[ElementModel, ElementDef], dict[str, _Slot]] = {}
 
     def walk(self, resource: Mapping[str, Any], tree: Tree, *, core: bool,
-             location: str | None = None, frame: Frame | None = None) -> Walk:
-        """Walk ``resource`` (of the tree's type) against ``tree``."""
-        state = _State(core=core)
+             location: str | None = None, frame: Frame | None = None,
+             sparse: bool = False) -> Walk:
+        """Walk ``resource`` (of the tree's type) against ``tree``; ``sparse`` (core mode):
+        without the values no core rule reads (see the module docstring)."""
+        state = _State(core=core, sparse=sparse and core)
         model = self._model(tree.type)
         where = location or tree.type
         here = frame or frame_of(resource)
@@ -198,6 +249,123 @@ class Walker:
 
     def _object(self, obj: Mapping[str, Any], model: ElementModel, owner: ElementDef,
                 location: str, frame: Frame, state: _State) -> None:
+        if state.core:
+            self._core_object(obj, model, owner, location, frame, state)
+        else:
+            self._grouped_object(obj, model, owner, location, frame, state)
+
+    def _core_object(self, obj: Mapping[str, Any], model: ElementModel, owner: ElementDef,
+                     location: str, frame: Frame, state: _State,
+                     slots: dict[str, _Slot] | None = None) -> None:
+        """Core mode: each JSON property in order, each value visited at once. This is the
+        order of the grouped walk as long as the object has one form of each choice (as a
+        well-formed one has); with two, the visits made here are dropped and the object is
+        walked grouped."""
+        if slots is None:
+            slots = self._slot_table(model, owner)
+        visits, nested, sparse = state.visits, state.nested, state.sparse
+        visited, nested_count = len(visits), len(nested)
+        choices: set[str] | None = None
+        for key, value in obj.items():
+            slot = slots.get(key)
+            if slot is None:
+                continue
+            prop = slot.prop
+            if slot.alone and prop.key in obj:
+                continue
+            choice = prop.choice
+            if choice is not None:
+                if choices is None:
+                    choices = {choice}
+                elif choice in choices:
+                    del visits[visited:], nested[nested_count:]
+                    self._grouped_object(obj, model, owner, location, frame, state)
+                    return
+                else:
+                    choices.add(choice)
+            companion = None
+            if not slot.alone:
+                companion_key = prop.companion_key
+                if companion_key is not None:
+                    companion = obj.get(companion_key)
+                quiet = sparse and slot.quiet
+                if not prop.many or not isinstance(value, list):
+                    if isinstance(value, dict) or isinstance(companion, dict):
+                        self._core_value(value, companion, f"{location}.{prop.label}", slot,
+                                         frame, state)
+                    elif not quiet or value is None:  # a primitive (as _core_value does it)
+                        visits.append(_new_visit(Visit, (
+                            value, companion, f"{location}.{prop.label}", prop.type_name,
+                            slot.element, None, None, frame)))
+                    continue
+                if not isinstance(companion, list) or not companion:
+                    path = f"{location}.{prop.label}"
+                    for index, repetition in enumerate(value):
+                        if isinstance(repetition, dict):
+                            self._core_value(repetition, None, f"{path}[{index}]", slot, frame,
+                                             state)
+                        elif not quiet or repetition is None:
+                            visits.append(_new_visit(Visit, (
+                                repetition, None, f"{path}[{index}]", prop.type_name,
+                                slot.element, None, None, frame)))
+                    continue
+            items: list[Item] = []  # a lone companion, or repetitions with companions
+            _add_items(items, prop, obj, value, location, alone=slot.alone)
+            for item in items:
+                self._core_value(item.value, item.companion, item.location, slot, frame, state)
+
+    def _core_value(self, value: Any, companion: Any, location: str, slot: _Slot, frame: Frame,
+                    state: _State) -> None:
+        """One value in core mode (as ``_item`` does it, with the slot's facts)."""
+        prop = slot.prop
+        if not isinstance(value, dict):
+            # Visit(value, companion, location, type_code, element, slice, type_root, frame)
+            state.visits.append(_new_visit(Visit, (value, companion, location, prop.type_name,
+                                                   slot.element, None, None, frame)))
+            if isinstance(companion, dict):
+                self._companion(companion, prop.type_name, location, frame, state)
+            return
+        if prop.is_resource:
+            self._resource(value, prop, location, slot.element, None, frame, state)
+            return
+        entered = slot.entered
+        if entered is None:
+            entered = slot.entered = self._enter(slot)
+        state.visits.append(_new_visit(Visit, (value, None, location, prop.type_name,
+                                               slot.element, None, entered.type_root, frame)))
+        if entered.owner is not None and entered.model is not None:
+            self._core_object(value, entered.model, entered.owner, location, frame, state,
+                              entered.slots)
+
+    def _slot_table(self, model: ElementModel, owner: ElementDef) -> dict[str, _Slot]:
+        """What each JSON key of an object of ``model`` under ``owner`` is, made once."""
+        known = self._slots.get((model, owner))
+        if known is not None:
+            return known
+        children = owner.children
+        table: dict[str, _Slot] = {}
+        for key, prop in model.properties.items():
+            child = children.get(prop.choice or prop.key)
+            if child is not None:
+                table[key] = _Slot(prop, child, alone=False)
+        for key, prop in model.companions.items():
+            child = children.get(prop.choice or prop.key)
+            if child is not None and key not in table:
+                table[key] = _Slot(prop, child, alone=True)
+        self._slots[(model, owner)] = table
+        return table
+
+    def _enter(self, slot: _Slot) -> _Entered:
+        """How core mode enters a complex (not resource) value of the slot's property."""
+        prop, element = slot.prop, slot.element
+        owner, type_root = self._owner(element, None, prop.type_name, "", core=True,
+                                       problems=[])
+        model = prop.inline or self._model(prop.type_name)
+        slots = self._slot_table(model, owner) if owner is not None and model is not None else {}
+        return _Entered(owner, type_root, model, slots)
+
+    def _grouped_object(self, obj: Mapping[str, Any], model: ElementModel, owner: ElementDef,
+                        location: str, frame: Frame, state: _State) -> None:
         grouped: dict[str, list[Item]] = {}
         properties = model.properties
         for key, value in obj.items():
@@ -251,71 +419,74 @@ class Walker:
             state.visits.append(Visit(value, item.companion, item.location, item.type_code,
                                       element, chosen, None, frame))
             if state.core and isinstance(item.companion, dict):
-                self._companion(item, frame, state)
+                self._companion(item.companion, item.type_code, item.location, frame, state)
             return
         if item.prop.is_resource:
-            self._resource(item, element, chosen, frame, state)
+            self._resource(value, item.prop, item.location, element, chosen, frame, state)
             return
-        owner, type_root = self._owner(element, chosen, item, state)
+        owner, type_root = self._owner(element, chosen, item.type_code, item.location,
+                                       core=state.core, problems=state.problems)
         state.visits.append(Visit(value, None, item.location, item.type_code, element, chosen,
                                   type_root, frame))
         model = item.prop.inline or self._model(item.type_code)
         if owner is not None and model is not None:
             self._object(value, model, owner, item.location, frame, state)
 
-    def _resource(self, item: Item, element: ElementDef, chosen: ElementDef | None,
-                  frame: Frame, state: _State) -> None:
-        value: dict[str, Any] = item.value
+    def _resource(self, value: dict[str, Any], prop: Property, location: str,
+                  element: ElementDef, chosen: ElementDef | None, frame: Frame,
+                  state: _State) -> None:
         resource_type = value.get("resourceType")
         model = self._model(resource_type) if isinstance(resource_type, str) else None
         if model is None or not isinstance(resource_type, str):
             return
-        if item.prop.key == "contained":
+        if prop.key == "contained":
             inner = Frame(resource=value, root=frame.root, contained=frame.contained,
                           bundle=frame.bundle)
         else:
             inner = frame_of(value, bundle=frame.bundle or None)
-        owner, type_root = self._owner(element, chosen, item, state)
-        state.visits.append(Visit(value=value, companion=None, location=item.location,
+        owner, type_root = self._owner(element, chosen, resource_type, location,
+                                       core=state.core, problems=state.problems)
+        state.visits.append(Visit(value=value, companion=None, location=location,
                                   type_code=resource_type, element=element, slice=chosen,
                                   type_root=type_root, frame=inner))
         if state.core:
-            state.nested.append(Nested(resource=value, location=item.location, frame=inner))
+            state.nested.append(Nested(resource=value, location=location, frame=inner))
         if owner is not None:
-            self._object(value, model, owner, item.location, inner, state)
+            self._object(value, model, owner, location, inner, state)
 
-    def _companion(self, item: Item, frame: Frame, state: _State) -> None:
+    def _companion(self, companion: Mapping[str, Any], type_code: str, location: str,
+                   frame: Frame, state: _State) -> None:
         """The id and extensions of a primitive, against the primitive type's definition."""
-        tree = self._definitions.core(item.type_code)
+        tree = self._definitions.core(type_code)
         model = self._model("Element")
         if tree is not None and model is not None:
-            self._object(item.companion, model, tree.root, item.location, frame, state)
+            self._object(companion, model, tree.root, location, frame, state)
 
-    def _owner(self, element: ElementDef, chosen: ElementDef | None, item: Item,
-               state: _State) -> tuple[ElementDef | None, ElementDef | None]:
+    def _owner(self, element: ElementDef, chosen: ElementDef | None, type_code: str,
+               location: str, *, core: bool,
+               problems: list[ProfileProblem]) -> tuple[ElementDef | None, ElementDef | None]:
         """The definition of a value's children, and the type root when it is one."""
         for definition in (chosen, element):
             if definition is not None and definition.children:
                 return definition, None
-        type_code, location = item.type_code, item.location
-        if state.core:
+        if core:
             tree = self._definitions.core(type_code)
             return (tree.root, tree.root) if tree is not None else (None, None)
         for definition in (chosen, element):
             for url in _type_profiles(definition, type_code):
                 assert definition is not None
-                profile = self._type_profile(url, definition, location, state)
+                profile = self._type_profile(url, definition, location, problems)
                 if profile is not None:
                     return profile.root, profile.root
         return None, None
 
     def _type_profile(self, url: str, definition: ElementDef, location: str,
-                      state: _State) -> Tree | None:
+                      problems: list[ProfileProblem]) -> Tree | None:
         try:
             return self._definitions.profile(url)
         except ProfileError as error:
-            state.problems.append(ProfileProblem(location, definition,
-                                                 f"the type profile {url}: {error}"))
+            problems.append(ProfileProblem(location, definition,
+                                           f"the type profile {url}: {error}"))
             return None
 
 
