@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 import orjson
 import pytest
 
@@ -21,12 +24,12 @@ async def location_of_create(api: Api, *, scheme: str, server: tuple[str, int] |
              "raw_path": b"/fhir/Patient", "query_string": b"", "root_path": "",
              "headers": headers, "server": server, "client": ("127.0.0.1", 5000)}
     body = orjson.dumps(patient())
-    sent: list[dict[str, object]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await api.app(scope, receive, send)
