@@ -50,8 +50,12 @@ INS_IDENTIFIER_SYSTEMS = frozenset({
 _SEALED_MARKER = b'"' + SEALED_PREFIX.encode("ascii")
 _SEALED_STRING = re.compile(rb'"(enc:v1:[A-Za-z0-9_\-]+=*)"')
 _NONCE_BYTES = 12
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+"""Standard base64 to its URL-safe alphabet (``base64.urlsafe_b64encode`` without its wrappers)."""
 _TAG_BYTES = 16
 _SEALABLE_KEYS = frozenset({"value", "data"})
+_SCALARS = frozenset({bool, int, float, type(None)})
+"""JSON values that hold nothing to seal, told apart by their exact type."""
 _CONTACT_POINT_ELEMENTS = frozenset({"telecom", "valueContactPoint"})
 _ATTACHMENT_ELEMENTS = frozenset(
     prefix + name
@@ -206,7 +210,8 @@ class FieldCipher:
                              "values can be sealed")
         nonce = random_bytes(_NONCE_BYTES)
         blob = nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), aad)
-        return SEALED_PREFIX + base64.urlsafe_b64encode(blob).decode("ascii")
+        encoded = binascii.b2a_base64(blob, newline=False).translate(_URL_SAFE)
+        return SEALED_PREFIX + encoded.decode("ascii")
 
     def _decrypt(self, sealed: str, aad: bytes | None) -> str | None:
         """The plaintext of a sealed value, or None if it does not authenticate under ``aad``."""
@@ -279,13 +284,32 @@ def _rewrite_resource(resource: ResourceDict, transform: _Transform) -> Resource
 
 def _rewrite_object(node: dict[str, Any], element: str,
                     transform: _Transform) -> dict[str, Any]:
-    """``node`` with ``transform`` applied to its sealable strings, copied only if one changed."""
+    """``node`` with ``transform`` applied to its sealable strings, copied only if one changed.
+
+    Values are told apart by their exact type first (what JSON gives), subclasses after.
+    """
     updated: dict[str, Any] | None = None
     key = ""
     try:
         for key, value in node.items():
             new_value: Any
-            if isinstance(value, str):
+            kind = type(value)
+            if kind is str:
+                if key not in _SEALABLE_KEYS:
+                    continue
+                new_value = transform(node, element, key, value)
+            elif kind is dict:
+                new_value = _rewrite_object(value, key, transform)
+            elif kind is list:
+                for item in value:
+                    if type(item) is not str:
+                        break
+                else:  # only strings (``given``, ``line``): nothing to seal in them
+                    continue
+                new_value = _rewrite_array(value, key, transform)
+            elif kind in _SCALARS:
+                continue
+            elif isinstance(value, str):
                 if key not in _SEALABLE_KEYS:
                     continue
                 new_value = transform(node, element, key, value)
@@ -311,7 +335,14 @@ def _rewrite_array(items: list[Any], element: str, transform: _Transform) -> lis
     try:
         for index, item in enumerate(items):
             new_item: Any
-            if isinstance(item, dict):
+            kind = type(item)
+            if kind is dict:
+                new_item = _rewrite_object(item, element, transform)
+            elif kind is list:
+                new_item = _rewrite_array(item, element, transform)
+            elif kind is str or kind in _SCALARS:
+                continue
+            elif isinstance(item, dict):
                 new_item = _rewrite_object(item, element, transform)
             elif isinstance(item, list):
                 new_item = _rewrite_array(item, element, transform)

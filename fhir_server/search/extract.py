@@ -2,7 +2,9 @@
 
 For each type a plan is built once from the registry: for every parameter and every typed strand
 of its compiled expression, the value converter of the parameter type for that FHIR type
-(``fhir_server.search.values``). Extracting a resource then only runs the plan.
+(``fhir_server.search.values``). Extracting a resource then only runs the plan, inside one
+``ExtractionMemo``: a value several parameters index (``telecom`` and ``phone``, ``name`` and
+``given``) is blind-indexed and normalised once for that resource, and the memo ends with it.
 
 Composites give one step per context path (shared by the composites reading it): its elements,
 each turned into entries pairing their components (``values/composite.py``).
@@ -25,6 +27,7 @@ from fhir_server.search.registry import ParamType, SearchParam, SearchRegistry
 from fhir_server.search.values import (
     Converter,
     ConverterFactory,
+    ExtractionMemo,
     IdentifierProtection,
     composite,
     date,
@@ -76,9 +79,10 @@ class Extractor:
         if not isinstance(resource_type, str):
             return ()
         found: list[IndexEntry] = []
-        for code, run, convert in self.plan(resource_type):
-            for value in run(resource):
-                convert(code, value, found)
+        with ExtractionMemo(self._protection):
+            for code, run, convert in self.plan(resource_type):
+                for value in run(resource):
+                    convert(code, value, found)
         return tuple(dict.fromkeys(found))
 
     def plan(self, resource_type: str) -> tuple[PlanStep, ...]:

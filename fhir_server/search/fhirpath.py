@@ -527,6 +527,9 @@ def _keys_runner(keys: tuple[str, ...]) -> Run:
             return value if type(value) is list else [value]
         return read_one
 
+    if len(keys) == 2:
+        return _two_keys_runner(*keys)
+
     def read_path(resource: Any) -> list[Any]:
         nodes: list[Any] = [resource]
         for key in keys:
@@ -546,20 +549,48 @@ def _keys_runner(keys: tuple[str, ...]) -> Run:
     return read_path
 
 
+def _two_keys_runner(first: str, second: str) -> Run:
+    """A strand reading two keys (``Patient.name.given``, ``Patient.address.city``)."""
+
+    def read_two(resource: Any) -> list[Any]:
+        parents = resource.get(first)
+        if parents is None:
+            return []
+        found: list[Any] = []
+        for parent in parents if type(parents) is list else (parents,):
+            if type(parent) is dict:
+                value = parent.get(second)
+                if value is not None:
+                    if type(value) is list:
+                        found.extend(value)
+                    else:
+                        found.append(value)
+        return found
+    return read_two
+
+
 def _strand_runner(strand: _Strand) -> Run:
     start = strand.start
     if start is not None and not strand.ops:
         return start
-    if start is None and strand.ops and all(isinstance(op, str) for op in strand.ops):
-        return _keys_runner(tuple(str(op) for op in strand.ops))
-    ops = tuple(_read_key(op) if isinstance(op, str) else op for op in strand.ops)
+    ops = strand.ops
+    if start is None and ops:
+        leading = 0
+        while leading < len(ops) and isinstance(ops[leading], str):
+            leading += 1
+        if leading:  # its leading keys read by the tight loop (every op keeps [] as [])
+            start = _keys_runner(tuple(str(op) for op in ops[:leading]))
+            if leading == len(ops):
+                return start
+            ops = ops[leading:]
+    rest = tuple(_read_key(op) if isinstance(op, str) else op for op in ops)
 
     def run(resource: Any) -> list[Any]:
         nodes: list[Any] = [resource] if start is None else start(resource)
-        for op in ops:
-            nodes = op(nodes)
+        for op in rest:
             if not nodes:
                 break
+            nodes = op(nodes)
         return nodes
     return run
 
@@ -595,6 +626,9 @@ def _references_to(type_name: str) -> Op:
 
 def _field_equals(field: str, expected: str | bool | int | float) -> Op:
     """Keep the items whose ``field`` is one value equal to ``expected`` (FHIRPath ``=``)."""
+    if type(expected) is str:
+        return _field_is_text(field, expected)
+
     def keep(nodes: list[Any]) -> list[Any]:
         found: list[Any] = []
         for node in nodes:
@@ -603,6 +637,22 @@ def _field_equals(field: str, expected: str | bool | int | float) -> Op:
                 if type(value) is list:
                     value = value[0] if len(value) == 1 else None
                 if _equal(value, expected):
+                    found.append(node)
+        return found
+    return keep
+
+
+def _field_is_text(field: str, expected: str) -> Op:
+    """``_field_equals`` for a string literal (``telecom.where(system = 'phone')``): a value
+    equals it only if it is a string (``_equal``)."""
+    def keep(nodes: list[Any]) -> list[Any]:
+        found: list[Any] = []
+        for node in nodes:
+            if type(node) is dict:
+                value = node.get(field)
+                if type(value) is list:
+                    value = value[0] if len(value) == 1 else None
+                if type(value) is str and value == expected:
                     found.append(node)
         return found
     return keep

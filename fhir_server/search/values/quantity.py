@@ -46,8 +46,8 @@ def add_quantity(code: str, value: Any, out: list[IndexEntry]) -> None:
         return
     bounds = precision_range(value.get("value"))
     if bounds is not None:
-        _add_with_canonical(QuantityEntry(code, text_of(value.get("system")), _unit_code(value),
-                                          bounds[0], bounds[1]), out)
+        _add_with_canonical(QuantityEntry(code, text_of(value.get("system")),
+                                               _unit_code(value), bounds[0], bounds[1]), out)
 
 
 def add_money(code: str, value: Any, out: list[IndexEntry]) -> None:
@@ -56,7 +56,7 @@ def add_money(code: str, value: Any, out: list[IndexEntry]) -> None:
     bounds = precision_range(value.get("value"))
     if bounds is not None:
         out.append(QuantityEntry(code, CURRENCY_SYSTEM, text_of(value.get("currency")),
-                                 bounds[0], bounds[1]))
+                                      bounds[0], bounds[1]))
 
 
 def add_range(code: str, value: Any, out: list[IndexEntry]) -> None:
@@ -65,7 +65,7 @@ def add_range(code: str, value: Any, out: list[IndexEntry]) -> None:
     unit_source = next((part for part in (value.get("low"), value.get("high"))
                         if type(part) is dict and part.get("value") is not None), {})
     _add_with_canonical(QuantityEntry(code, text_of(unit_source.get("system")),
-                                      _unit_code(unit_source), bounds[0], bounds[1]), out)
+                                           _unit_code(unit_source), bounds[0], bounds[1]), out)
 
 
 def add_any(code: str, value: Any, out: list[IndexEntry]) -> None:
@@ -87,8 +87,9 @@ def _add_with_canonical(entry: QuantityEntry, out: list[IndexEntry]) -> None:
                  if entry.system == UCUM_SYSTEM and entry.code is not None else None)
     if converted is not None:
         unit, factor = converted
-        out.append(QuantityEntry(canonical_param(entry.param), UCUM_SYSTEM, canonical_code(unit),
-                                 scaled(entry.low, factor), scaled(entry.high, factor)))
+        out.append(QuantityEntry(canonical_param(entry.param), UCUM_SYSTEM,
+                                      canonical_code(unit), scaled(entry.low, factor),
+                                      scaled(entry.high, factor)))
 
 
 def _unit_code(quantity: dict[str, Any]) -> str | None:

@@ -59,5 +59,6 @@ def _reference_converter(protection: IdentifierProtection) -> Converter:
         identifier = value.get("identifier")
         if type(identifier) is dict and (raw := text_of(identifier.get("value"))):
             system = text_of(identifier.get("system"))
-            out.append(TokenEntry(f"{code}:identifier", system, protection.code(system, raw)))
+            out.append(TokenEntry(f"{code}:identifier", system, protection.code(system, raw),
+                                        None))
     return add_reference

@@ -42,11 +42,9 @@ def _parts_converter(parts: tuple[str, ...]) -> Converter:
             found = value.get(part)
             if found is None:
                 continue
-            if type(found) is list:
-                for item in found:
-                    add_string(code, item, out)
-            else:
-                add_string(code, found, out)
+            for item in found if type(found) is list else (found,):
+                if type(item) is str and (normalized := normalized_text(item)):
+                    out.append(StringEntry(code, normalized, item))
     return add_parts
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any, Final
 
 from fhir_server.search.values import Converter, IdentifierProtection, normalized_text, text_of
@@ -53,7 +54,7 @@ def add_coding(code: str, value: Any, out: list[IndexEntry]) -> None:
     if token is None and display is None:
         return
     out.append(TokenEntry(code, text_of(value.get("system")), token,
-                          normalized_text(display) if display else None))
+                               normalized_text(display) if display else None))
 
 
 def add_codeable_concept(code: str, value: Any, out: list[IndexEntry]) -> None:
@@ -73,19 +74,25 @@ def _contact_point_converter(protection: IdentifierProtection) -> Converter:
 
     def add_contact_point(code: str, value: Any, out: list[IndexEntry]) -> None:
         if type(value) is dict and (number := text_of(value.get("value"))) is not None:
-            out.append(TokenEntry(code, None, protection.contact_point(number)))
+            out.append(TokenEntry(code, None, protection.contact_point(number), None))
 
     return add_contact_point
 
 
 def add_boolean(code: str, value: Any, out: list[IndexEntry]) -> None:
     if isinstance(value, bool):
-        out.append(TokenEntry(code, None, "true" if value else "false"))
+        out.append(_boolean_entries(code)[value])
+
+
+@lru_cache(maxsize=512)
+def _boolean_entries(code: str) -> tuple[TokenEntry, TokenEntry]:
+    """The two entries a boolean parameter can have (``false``, ``true``): immutable, shared."""
+    return TokenEntry(code, None, "false"), TokenEntry(code, None, "true")
 
 
 def add_primitive(code: str, value: Any, out: list[IndexEntry]) -> None:
     if isinstance(value, str) and value:
-        out.append(TokenEntry(code, None, value))
+        out.append(TokenEntry(code, None, value, None))
 
 
 def _identifier_converter(protection: IdentifierProtection) -> Converter:
@@ -99,13 +106,13 @@ def _identifier_converter(protection: IdentifierProtection) -> Converter:
         kind = value.get("type")
         kind_text = text_of(kind.get("text")) if type(kind) is dict else None
         out.append(TokenEntry(code, system, protection.code(system, raw),
-                              normalized_text(kind_text) if kind_text else None))
+                                   normalized_text(kind_text) if kind_text else None))
         if type(kind) is dict and type(codings := kind.get("coding")) is list:
             for coding in codings:
                 if type(coding) is dict and (kind_code := text_of(coding.get("code"))):
                     kind_system = text_of(coding.get("system"))
                     out.append(TokenEntry(f"{code}:of-type", kind_system, of_type_code(
-                        protection, system, kind_system, kind_code, raw)))
+                        protection, system, kind_system, kind_code, raw), None))
     return add_identifier
 
 
@@ -129,9 +136,15 @@ def of_type_search_codes(protection: IdentifierProtection, type_system: str, typ
 
 def _of_type_blind(protection: IdentifierProtection, type_system: str | None, type_code: str,
                    value: str) -> str:
-    """The blind index of a value under its type coding (JSON keeps the key unambiguous)."""
-    key = f"{OF_TYPE_KEY}:{json.dumps([type_system or '', type_code])}"
-    return protection.blind_index(key, value)
+    """The blind index of a value under its type coding."""
+    return protection.blind(_of_type_key(type_system or "", type_code), value)
+
+
+@lru_cache(maxsize=256)
+def _of_type_key(type_system: str, type_code: str) -> str:
+    """The blind-index key of a type coding (JSON keeps it unambiguous); only the coding's
+    system and code, never a value, so it is kept for the next identifier of that type."""
+    return f"{OF_TYPE_KEY}:{json.dumps([type_system, type_code])}"
 
 
 def _any_value_converter(protection: IdentifierProtection) -> Converter:

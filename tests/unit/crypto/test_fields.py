@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import hmac
 import os
+import string
+from collections import OrderedDict
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhir_server.crypto import (
     SEALED_PREFIX,
@@ -372,3 +378,59 @@ def test_open_stored_opens_in_place_and_refuses_tampering() -> None:
     assert cipher.open_stored(plain, "Patient/p2") is plain
     with pytest.raises(SealedValueError):
         cipher.open_stored(body, "Patient/other")
+
+
+@settings(max_examples=60, deadline=None)
+@given(data_key=st.binary(min_size=32, max_size=32), system=st.text(max_size=40),
+       value=st.text(max_size=60))
+def test_blind_index_is_the_hmac_sha256_of_system_and_value(data_key: bytes, system: str,
+                                                             value: str) -> None:
+    """Stored and searched blind indexes were computed this way: it must not change."""
+    keys = KeyMaterial.from_data_key(data_key)
+    message = f"{system}|{value.strip()}".encode()
+    expected = hmac.new(keys.blind_key, message, hashlib.sha256).hexdigest()
+    assert FieldCipher(keys).blind_index(system, value) == f"hmac:{expected}"
+
+
+def test_sealed_values_are_url_safe_base64_of_nonce_ciphertext_and_tag() -> None:
+    cipher = _cipher()
+    alphabet = set(string.ascii_letters + string.digits + "-_=")
+    for _ in range(40):
+        sealed = cipher.seal(_patient())["telecom"][0]["value"]
+        encoded = sealed.removeprefix(SEALED_PREFIX)
+        assert set(encoded) <= alphabet
+        assert len(base64.urlsafe_b64decode(encoded)) == 12 + len(PHONE.encode()) + 16
+
+
+def test_elements_of_dict_and_str_subclasses_are_sealed_like_plain_ones() -> None:
+    class Text(str):
+        pass
+
+    cipher = _cipher()
+    patient = _patient()
+    patient["telecom"] = [OrderedDict(system="phone", value=Text(PHONE))]
+    patient["contact"] = OrderedDict(telecom=[{"system": "email", "value": EMAIL}])
+    sealed = cipher.seal(patient)
+
+    assert sealed_paths(sealed) == ["Patient.identifier[0].value", "Patient.telecom[0].value",
+                                    "Patient.contact.telecom[0].value"]
+    assert cipher.open(sealed) == patient
+
+
+def test_a_list_is_walked_past_its_leading_strings() -> None:
+    cipher = _cipher()
+    patient = _patient()
+    patient["telecom"] = ["not an element", {"system": "phone", "value": PHONE}]
+    sealed = cipher.seal(patient)
+
+    assert sealed_paths(sealed) == ["Patient.identifier[0].value", "Patient.telecom[1].value"]
+    assert sealed["telecom"][0] == "not an element"
+    assert cipher.open(sealed) == patient
+
+
+def test_elements_without_sensitive_values_are_shared_with_the_input() -> None:
+    patient = _patient()
+    sealed = _cipher().seal(patient)
+    assert sealed["name"] is patient["name"]
+    assert sealed["identifier"][1] is patient["identifier"][1]
+    assert sealed["identifier"] is not patient["identifier"]

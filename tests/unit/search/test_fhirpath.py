@@ -223,3 +223,27 @@ def test_where_equality_on_a_repeating_child_needs_exactly_one_equal_value() -> 
         {"given": ["Zoé"], "family": "Petit"}]}
     assert _fast(expression, "Patient").evaluate(patient) == ["Martin"]
     assert compile_with_fhirpathpy(expression, "Patient")(patient) == ["Martin"]
+
+
+def test_where_against_a_string_keeps_only_a_single_equal_string() -> None:
+    """``system = 'phone'``: a one-item list compares by its item; two items, another type or
+    another case never equal, as in fhirpathpy."""
+    expression = "Person.telecom.where(system = 'phone').value"
+    person = {"resourceType": "Person", "telecom": [
+        {"system": ["phone"], "value": "one-item list"}, {"system": ["phone", "sms"], "value": "2"},
+        {"system": True, "value": "boolean"}, {"system": "phone", "value": "string"},
+        {"system": "Phone", "value": "other case"}, "phone", None]}
+    assert _fast(expression, "Person").evaluate(person) == ["one-item list", "string"]
+    assert compile_with_fhirpathpy(expression, "Person")(person) == ["one-item list", "string"]
+
+
+def test_a_two_key_path_reads_each_item_and_skips_what_is_not_an_element() -> None:
+    expression = "Patient.name.given"
+    patient = {"resourceType": "Patient", "name": [
+        {"given": ["Léa", "Anne"]}, "not an element", {"given": "Zoé"}, {"family": "Petit"},
+        None, [{"given": ["nested list"]}]]}
+    assert _fast(expression, "Patient").evaluate(patient) == ["Léa", "Anne", "Zoé"]
+    assert compile_with_fhirpathpy(expression, "Patient")(patient) == ["Léa", "Anne", "Zoé"]
+    assert _fast(expression, "Patient").evaluate({"resourceType": "Patient",
+                                                  "name": {"given": ["Léa"]}}) == ["Léa"]
+    assert _fast(expression, "Patient").evaluate({"resourceType": "Patient"}) == []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhir_server.crypto import FieldCipher
 from fhir_server.engine.instants import fhir_range
@@ -98,6 +101,21 @@ def test_a_nir_is_blind_indexed_and_of_type_carries_the_blind_value(
     assert clear == f"INS-NIR|{NIR}"
 
 
+@pytest.mark.parametrize(("type_system", "type_code"), [
+    ("https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203", "INS-NIR"),
+    (None, "NIA"), ("urn:système \"é\"", "ÉTAT\\x")])
+def test_the_of_type_blind_index_key_is_the_json_of_the_type_coding(
+        protection: IdentifierProtection, cipher: FieldCipher, type_system: str | None,
+        type_code: str) -> None:
+    """Stored ``:of-type`` entries were computed with this key: it must not change."""
+    coding = {"code": type_code} if type_system is None else {"system": type_system,
+                                                              "code": type_code}
+    identifier = {"system": INS_NIR, "value": NIR, "type": {"coding": [coding]}}
+    key = f"{token.OF_TYPE_KEY}:{json.dumps([type_system or '', type_code])}"
+    assert _convert(token.converter("Identifier", protection), identifier, "identifier")[1] == \
+        TokenEntry("identifier:of-type", type_system, f"{type_code}|{cipher.blind_index(key, NIR)}")
+
+
 def test_identifiers_of_other_systems_keep_their_value_in_of_type(
         protection: IdentifierProtection) -> None:
     identifier = {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810000012345",
@@ -170,6 +188,26 @@ def test_plain_strings_are_normalised_and_kept_exact(protection: IdentifierProte
 @pytest.mark.parametrize("text", ["Dupont", "75002", "MARTIN", "  Jean   PAUL ", "O'Neil-Smith",
                                   "", "ABC\tdef", "Éloïse", "ß straße", "Ǆ"])
 def test_the_ascii_shortcut_normalises_like_normalize_string(text: str) -> None:
+    assert normalized_text(text) == normalize_string(text)
+
+
+_TRICKY = ("\u00a0", "\u0085", "\u0300", "\u0345", "\u034f", "\u2028", "\u3000", "\u00df", "\u0153",
+           "\u0130", "\ufb01", "\u01c4", "\u00b5", "\u00bd", "\x1f", "\t", " ", "A", "z", "0")
+
+
+def test_every_latin_1_character_normalises_like_normalize_string() -> None:
+    for code in range(256):
+        for text in (chr(code), f"Hé{chr(code)}", f" {chr(code)}  ÉA", f"{chr(code)}Ü"):
+            assert normalized_text(text) == normalize_string(text), repr(text)
+        for neighbour in _TRICKY:
+            text = f"{chr(code)}{neighbour}é"
+            assert normalized_text(text) == normalize_string(text), repr(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.one_of(st.characters(max_codepoint=0x24F), st.sampled_from(_TRICKY),
+                                  st.characters())))
+def test_normalized_text_is_normalize_string(text: str) -> None:
     assert normalized_text(text) == normalize_string(text)
 
 
