@@ -59,6 +59,16 @@ def create(id: str, *, index: tuple[IndexEntry, ...] = ()) -> Change:
                   body=b'{"resourceType":"Patient"}', index=index)
 
 
+async def wait_until_gone(pid: int, seconds: float) -> bool:
+    for _ in range(int(seconds / 0.02)):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     store = SqliteStore(tmp_path / "store.sqlite3")
@@ -124,7 +134,8 @@ async def test_a_killed_writer_is_replaced_by_the_next_write(store: SqliteStore)
     first = store.writer_pid
     assert first is not None
     os.kill(first, signal.SIGKILL)
-    await asyncio.sleep(0.2)  # the end of its socket reaches the event loop
+    assert await wait_until_gone(first, seconds=10)
+    await asyncio.sleep(0.05)  # the end of its socket reaches the event loop
     await store.commit([create("after")])
     assert store.writer_pid not in (None, first)
     assert (await store.read("Patient", "before")) is not None
@@ -181,16 +192,6 @@ async def main() -> None:
 
 asyncio.run(main())
 """
-
-
-async def wait_until_gone(pid: int, seconds: float) -> bool:
-    for _ in range(int(seconds / 0.02)):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 async def test_the_writer_ends_when_the_server_is_killed(tmp_path: Path) -> None:
