@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeAlias
@@ -500,18 +500,23 @@ def _literal_type(value: str | bool | int | float) -> str:
 
 # --- Runtime pieces ---------------------------------------------------------------------------
 
+def _values_under(nodes: Iterable[Any], key: str) -> list[Any]:
+    """The values under ``key`` of the objects among ``nodes``, arrays flattened."""
+    found: list[Any] = []
+    for node in nodes:
+        if type(node) is dict:
+            value = node.get(key)
+            if value is not None:
+                if type(value) is list:
+                    found.extend(value)
+                else:
+                    found.append(value)
+    return found
+
+
 def _read_key(key: str) -> Op:
     def read(nodes: list[Any]) -> list[Any]:
-        found: list[Any] = []
-        for node in nodes:
-            if type(node) is dict:
-                value = node.get(key)
-                if value is not None:
-                    if type(value) is list:
-                        found.extend(value)
-                    else:
-                        found.append(value)
-        return found
+        return _values_under(nodes, key)
     return read
 
 
@@ -533,18 +538,9 @@ def _keys_runner(keys: tuple[str, ...]) -> Run:
     def read_path(resource: Any) -> list[Any]:
         nodes: list[Any] = [resource]
         for key in keys:
-            found: list[Any] = []
-            for node in nodes:
-                if type(node) is dict:
-                    value = node.get(key)
-                    if value is not None:
-                        if type(value) is list:
-                            found.extend(value)
-                        else:
-                            found.append(value)
-            if not found:
-                return found
-            nodes = found
+            nodes = _values_under(nodes, key)
+            if not nodes:
+                break
         return nodes
     return read_path
 
@@ -556,16 +552,7 @@ def _two_keys_runner(first: str, second: str) -> Run:
         parents = resource.get(first)
         if parents is None:
             return []
-        found: list[Any] = []
-        for parent in parents if type(parents) is list else (parents,):
-            if type(parent) is dict:
-                value = parent.get(second)
-                if value is not None:
-                    if type(value) is list:
-                        found.extend(value)
-                    else:
-                        found.append(value)
-        return found
+        return _values_under(parents if type(parents) is list else (parents,), second)
     return read_two
 
 
