@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from tests.perf.cpu import CpuUsage
 from tests.perf.loadgen import (
     FixedRequest,
     HttpConnection,
@@ -53,8 +54,14 @@ from tests.perf.loadgen import (
 FHIR_JSON = "application/fhir+json"
 INS_NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
 FR_CORE_IDENTIFIER_TYPES = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203"
-SCENARIOS = ("read", "create", "update", "transaction", "ceiling")
-FHIR_SCENARIOS = ("read", "create", "update", "transaction")
+CREATE_MINIMAL = "create-minimal"
+DEFAULT_SCENARIOS = ("read", "create", "update", "transaction", "ceiling")
+SCENARIOS = (*DEFAULT_SCENARIOS, CREATE_MINIMAL)
+FHIR_SCENARIOS = ("read", "create", CREATE_MINIMAL, "update", "transaction")
+MINIMAL_BASIC: dict[str, Any] = {"resourceType": "Basic", "code": {"text": "benchmark"}}
+"""The body of ``create-minimal``: a resource with one element, nothing to encrypt, one index
+entry. Its create pays HTTP, the engine and the store, and little of what a French Patient
+adds (validation of 25 elements, 25 index entries, three encrypted values)."""
 CEILING_GET = "ceiling GET"
 CEILING_POST = "ceiling POST"
 READ_GOAL_RATIO = 0.50
@@ -349,25 +356,35 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Served:
+    """A server the bench started: where it listens and its process id."""
+
+    target: Target
+    pid: int
+
+
 @contextmanager
-def ceiling_app(work_dir: Path) -> Iterator[Target]:
+def ceiling_app(work_dir: Path) -> Iterator[Served]:
     """The ceiling app on a free loopback port."""
     port = free_port()
     target = Target("127.0.0.1", port)
     with running_process(ceiling_command(port), env=child_env({}),
                          log_path=work_dir / "ceiling.log",
-                         ready=Request("GET", "/ceiling"), target=target):
-        yield target
+                         ready=Request("GET", "/ceiling"), target=target) as process:
+        yield Served(target, process.pid)
 
 
 @dataclass(frozen=True)
 class FhirEndpoint:
-    """The FHIR server under test: where it is and the token it wants."""
+    """The FHIR server under test: where it is, the token it wants, and its process id when
+    the bench started it."""
 
     target: Target
     prefix: str
     token: str | None
     started_here: bool
+    pid: int | None = None
 
 
 @contextmanager
@@ -384,8 +401,9 @@ def fhir_endpoint(base: str | None, token: str | None, work_dir: Path) -> Iterat
     command = serve_command(port, work_dir / "data")
     metadata = Request("GET", "/fhir/metadata", fhir_headers(token, with_body=False))
     with running_process(command, env=child_env({"FHIR_SERVER_API_TOKEN": token}),
-                         log_path=work_dir / "server.log", ready=metadata, target=target):
-        yield FhirEndpoint(target, "/fhir", token, started_here=True)
+                         log_path=work_dir / "server.log", ready=metadata,
+                         target=target) as process:
+        yield FhirEndpoint(target, "/fhir", token, started_here=True, pid=process.pid)
 
 
 # --- Scenarios --------------------------------------------------------------------------------
@@ -410,12 +428,13 @@ class ScenarioResult:
 
 
 def measure(name: str, target: Target, source: RequestSource,
-            settings: BenchSettings) -> ScenarioResult:
-    """Runs one scenario in the load generator's process."""
+            settings: BenchSettings, *, server_pid: int | None = None) -> ScenarioResult:
+    """Runs one scenario in the load generator's process (with the CPU time of the server's
+    processes when ``server_pid`` is known)."""
     print(f"running {name} ...", file=sys.stderr, flush=True)
     plan = LoadPlan(target=target, source=source, clients=settings.clients,
                     duration_seconds=settings.duration_seconds,
-                    warmup_seconds=settings.warmup_seconds)
+                    warmup_seconds=settings.warmup_seconds, watch_pid=server_pid)
     return ScenarioResult(name, run_load(plan))
 
 
@@ -425,9 +444,11 @@ def run_ceiling(work_dir: Path, token: str | None,
     patient = orjson.dumps(sample_patient(nir=sample_nir(0), phone=french_phone(0)))
     get = Request("GET", "/ceiling", fhir_headers(token, with_body=False))
     post = Request("POST", "/ceiling", fhir_headers(token, with_body=True), patient)
-    with ceiling_app(work_dir) as target:
-        return [measure(CEILING_GET, target, FixedRequest(get), settings),
-                measure(CEILING_POST, target, FixedRequest(post), settings)]
+    with ceiling_app(work_dir) as served:
+        return [measure(CEILING_GET, served.target, FixedRequest(get), settings,
+                        server_pid=served.pid),
+                measure(CEILING_POST, served.target, FixedRequest(post), settings,
+                        server_pid=served.pid)]
 
 
 async def create_patients(endpoint: FhirEndpoint, count: int) -> list[tuple[str, str]]:
@@ -469,25 +490,29 @@ def created_id(headers: dict[str, str], body: bytes) -> str:
 
 def run_fhir(endpoint: FhirEndpoint, scenarios: Sequence[str],
              settings: BenchSettings) -> list[ScenarioResult]:
-    """The selected FHIR scenarios, in the order read, create, update, transaction."""
+    """The selected FHIR scenarios, in the order of ``FHIR_SCENARIOS``."""
     read_headers = fhir_headers(endpoint.token, with_body=False)
     write_headers = fhir_headers(endpoint.token, with_body=True)
     prefix, target = endpoint.prefix, endpoint.target
     results: list[ScenarioResult] = []
+
+    def run(name: str, source: RequestSource) -> None:
+        results.append(measure(name, target, source, settings, server_pid=endpoint.pid))
+
     if "read" in scenarios:
         [(patient_id, _)] = asyncio.run(create_patients(endpoint, 1))
-        read = Request("GET", f"{prefix}/Patient/{patient_id}", read_headers)
-        results.append(measure("read", target, FixedRequest(read), settings))
+        run("read", FixedRequest(Request("GET", f"{prefix}/Patient/{patient_id}", read_headers)))
     if "create" in scenarios:
-        source = CreatePatients(prefix, write_headers, settings.clients, random_offset())
-        results.append(measure("create", target, source, settings))
+        run("create", CreatePatients(prefix, write_headers, settings.clients, random_offset()))
+    if CREATE_MINIMAL in scenarios:
+        run(CREATE_MINIMAL, FixedRequest(Request("POST", f"{prefix}/Basic", write_headers,
+                                                 orjson.dumps(MINIMAL_BASIC))))
     if "update" in scenarios:
         pool = asyncio.run(create_patients(endpoint, settings.clients))
-        updates = UpdatePatients(prefix, write_headers, tuple(pool))
-        results.append(measure("update", target, updates, settings))
+        run("update", UpdatePatients(prefix, write_headers, tuple(pool)))
     if "transaction" in scenarios:
-        bundles = Transactions(prefix, write_headers, settings.clients, random_offset())
-        results.append(measure("transaction", target, bundles, settings))
+        run("transaction", Transactions(prefix, write_headers, settings.clients,
+                                        random_offset()))
     return results
 
 
@@ -552,6 +577,31 @@ def format_table(results: Sequence[ScenarioResult]) -> str:
     return "\n".join(lines)
 
 
+def _cpu_cell(seconds: float, usage: CpuUsage, answered: int) -> str:
+    per_request = f", {seconds / answered * 1e6:,.0f} µs" if answered else ""
+    return f"{usage.share(seconds):.0%}{per_request}"
+
+
+def cpu_table(results: Sequence[ScenarioResult]) -> str:
+    """Where the CPU went in each scenario measured with its server's process id: the server
+    process, its other processes (the SQLite writer), the load generator, and the machine's
+    idle share. Empty when no scenario has CPU figures."""
+    rows = [r for r in results if r.stats.cpu is not None]
+    if not rows:
+        return ""
+    lines = ["| scenario | server process | its other processes | load generator | "
+             "machine idle |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        usage = r.stats.cpu
+        assert usage is not None
+        answered = r.stats.requests - r.stats.errors
+        lines.append(f"| {r.scenario} | {_cpu_cell(usage.server_seconds, usage, answered)} | "
+                     f"{_cpu_cell(usage.server_children_seconds, usage, answered)} | "
+                     f"{_cpu_cell(usage.load_generator_seconds, usage, answered)} | "
+                     f"{usage.machine_idle_fraction:.0%} |")
+    return "\n".join(lines)
+
+
 def goal_lines(results: Sequence[ScenarioResult], clients: int) -> list[str]:
     """Whether the run meets the goals it has figures for."""
     by_name = {r.scenario: r for r in results}
@@ -597,6 +647,10 @@ def report(results: Sequence[ScenarioResult], info: RunInfo) -> str:
         "",
         format_table(results),
     ]
+    cpu = cpu_table(results)
+    if cpu:
+        parts += ["", "CPU over the measured phase (Linux /proc; % of one core, then CPU µs per "
+                  "answered request):", "", cpu]
     goals = goal_lines(results, settings.clients)
     if goals:
         parts += ["", "goals:", *goals]
@@ -666,8 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="warm-up seconds per scenario (default 2)")
     parser.add_argument("--clients", type=positive_int, default=16,
                         help="concurrent keep-alive clients (default 16)")
-    parser.add_argument("--only", type=scenario_list, default=list(SCENARIOS),
-                        help=f"comma-separated scenarios (default {','.join(SCENARIOS)})")
+    parser.add_argument("--only", type=scenario_list, default=list(DEFAULT_SCENARIOS),
+                        help=f"comma-separated scenarios among {','.join(SCENARIOS)} "
+                             f"(default {','.join(DEFAULT_SCENARIOS)})")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser
 

@@ -17,13 +17,16 @@ each plan in a freshly spawned interpreter, on uvloop when it is installed.
 Measurement: every client sends its next request as soon as the previous answer arrives.
 A request counts as an error when its status is not 2xx or the connection fails;
 requests per second counts successful requests only, and the latency percentiles are
-taken over successful requests (nearest-rank method, see :func:`percentile`).
+taken over successful requests (nearest-rank method, see :func:`percentile`). Given the
+server's process id, the measured phase also records the CPU time of the server, of its
+descendants and of the load generator itself (:mod:`tests.perf.cpu`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import multiprocessing
 import ssl
@@ -33,6 +36,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
+
+from tests.perf.cpu import CpuSample, CpuUsage, take_sample, usage_between
 
 _MAX_HEAD_BYTES = 64 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -217,6 +222,8 @@ class LoadPlan:
     """What to run: ``clients`` connections sending requests for ``duration_seconds``.
 
     A warm-up of ``warmup_seconds`` on the same connections comes first and is not measured.
+    ``watch_pid``: the server's process, whose CPU time (and its descendants') is measured over
+    the measured phase, with the load generator's own (Linux only).
     """
 
     target: Target
@@ -224,6 +231,7 @@ class LoadPlan:
     clients: int
     duration_seconds: float
     warmup_seconds: float = 0.0
+    watch_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +245,7 @@ class LoadStats:
     p50_ms: float | None
     p99_ms: float | None
     first_error: str | None
+    cpu: CpuUsage | None = None
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -349,20 +358,29 @@ async def drive(plan: LoadPlan) -> LoadStats:
         raise ValueError("a plan needs at least one client")
     tally = _Tally()
     clients = [_Client(plan, index, tally) for index in range(plan.clients)]
+    before: CpuSample | None = None
+    after: CpuSample | None = None
     try:
         await asyncio.gather(*(client.connect() for client in clients))
         if plan.warmup_seconds > 0:
             warmup_end = time.perf_counter() + plan.warmup_seconds
             await asyncio.gather(*(client.run_until(warmup_end) for client in clients))
         tally.recording = True
+        if plan.watch_pid is not None:
+            before = take_sample(plan.watch_pid)
         started = time.perf_counter()
         deadline = started + plan.duration_seconds
         await asyncio.gather(*(client.run_until(deadline) for client in clients))
         elapsed = time.perf_counter() - started
+        if plan.watch_pid is not None:
+            after = take_sample(plan.watch_pid)
     finally:
         await asyncio.gather(*(client.close() for client in clients))
-    return summarize(tally.latencies_ns, requests=tally.requests, errors=tally.errors,
-                     elapsed_seconds=elapsed, first_error=tally.first_error)
+    stats = summarize(tally.latencies_ns, requests=tally.requests, errors=tally.errors,
+                      elapsed_seconds=elapsed, first_error=tally.first_error)
+    if before is None or after is None:
+        return stats
+    return dataclasses.replace(stats, cpu=usage_between(before, after))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

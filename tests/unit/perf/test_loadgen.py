@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import orjson
 import pytest
 
 from tests.perf.bench_rest import (
+    MINIMAL_BASIC,
+    ScenarioResult,
+    Served,
     UpdatePatients,
+    build_parser,
     ceiling_app,
+    cpu_table,
     nir_key,
     sample_nir,
+    scenario_list,
 )
 from tests.perf.ceiling_app import CEILING_BODY
+from tests.perf.cpu import CpuUsage
 from tests.perf.loadgen import (
     FixedRequest,
     HttpConnection,
@@ -36,9 +45,14 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 @pytest.fixture(scope="module")
-def ceiling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    with ceiling_app(tmp_path_factory.mktemp("ceiling")) as target:
-        yield target
+def served_ceiling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with ceiling_app(tmp_path_factory.mktemp("ceiling")) as served:
+        yield served
+
+
+@pytest.fixture
+def ceiling(served_ceiling: Served) -> Target:
+    return served_ceiling.target
 
 
 @asynccontextmanager
@@ -214,6 +228,23 @@ def test_run_load_in_its_own_process_measures_the_ceiling(ceiling: Target) -> No
     assert stats.requests_per_second == pytest.approx(stats.requests / stats.elapsed_seconds)
     assert stats.p50_ms is not None and stats.p99_ms is not None
     assert 0 < stats.p50_ms <= stats.p99_ms
+    assert stats.cpu is None  # no server process to watch
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="CPU figures come from Linux /proc")
+def test_a_watched_server_gets_its_cpu_time_measured(served_ceiling: Served) -> None:
+    plan = LoadPlan(target=served_ceiling.target,
+                    source=FixedRequest(Request("GET", "/ceiling")), clients=4,
+                    duration_seconds=1.0, warmup_seconds=0.1, watch_pid=served_ceiling.pid)
+    stats = run_load(plan)
+    assert stats.cpu is not None
+    cpu = stats.cpu
+    assert cpu.elapsed_seconds >= 1.0
+    # The ceiling app answered every request: it used CPU, as did the client sending them;
+    # uvicorn in one process has no child process of its own.
+    assert cpu.server_seconds > 0.05 and cpu.load_generator_seconds > 0.05
+    assert cpu.server_children_seconds == 0.0
+    assert 0.0 <= cpu.machine_idle_fraction < 1.0
 
 
 def test_non_2xx_answers_are_errors(ceiling: Target) -> None:
@@ -272,3 +303,22 @@ def test_update_source_writes_a_different_body_each_time() -> None:
     assert first.body != second.body
     assert orjson.loads(first.body)["id"] == "p2"
     assert orjson.loads(first.body)["identifier"][0]["value"] == sample_nir(2)
+
+
+def test_cpu_table_gives_each_part_its_share_of_a_core_and_its_cpu_per_request() -> None:
+    usage = CpuUsage(elapsed_seconds=2.0, server_seconds=1.8, server_children_seconds=1.2,
+                     load_generator_seconds=0.2, machine_idle_fraction=0.125)
+    stats = summarize([1_000_000] * 2_000, requests=2_000, errors=0, elapsed_seconds=2.0,
+                      first_error=None)
+    with_cpu = ScenarioResult("create", dataclasses.replace(stats, cpu=usage))
+    without = ScenarioResult("ceiling POST", stats)
+    table = cpu_table([without, with_cpu])
+    assert table.splitlines()[2] == "| create | 90%, 900 µs | 60%, 600 µs | 10%, 100 µs | 12% |"
+    assert len(table.splitlines()) == 3  # the result without CPU figures has no row
+    assert cpu_table([without]) == ""
+
+
+def test_create_minimal_is_a_scenario_to_ask_for_not_a_default() -> None:
+    assert scenario_list("create,create-minimal") == ["create", "create-minimal"]
+    assert "create-minimal" not in build_parser().parse_args([]).only
+    assert MINIMAL_BASIC["resourceType"] == "Basic"
