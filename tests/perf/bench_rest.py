@@ -5,7 +5,11 @@ the load generator of :mod:`tests.perf.loadgen` in a process of its own. The sam
 also run against :mod:`tests.perf.ceiling_app`, a bare FastAPI app served with the server's
 uvicorn settings, and every FHIR figure is reported as a ratio to that ceiling: reads to
 ``GET /ceiling``, writes to ``POST /ceiling``. The output is a Markdown table with the machine
-and the exact command line, ready to paste into docs/performance.md.
+and the exact command line, ready to paste into docs/performance.md; for a server the bench
+started (and the ceiling), a second table gives the CPU time of the server's process, of its
+other processes (the SQLite writer) and of the load generator per request (Linux only).
+``create-minimal`` (asked for with ``--only``) creates a one-element ``Basic``, to set the
+stack's own cost of a write beside the French Patient's.
 
 Goals (2 cores, SQLite, one server process): read >= 50 % of the ceiling, create >= 25 %,
 p99 read < 20 ms at 16 clients.
