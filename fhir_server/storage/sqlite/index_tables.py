@@ -2,13 +2,14 @@
 
 Adding an index-entry kind means adding one ``IndexTable`` here; the schema, the planner
 statistics, the deletes and the inserts all follow from ``INDEX_TABLES``. Every table is keyed
-to the resource row by ``rid`` (``resources.rid``), so replacing a resource's entries is a
-delete by ``rid``.
+to the resource row by ``rid`` (``resources.rid``): a resource's entries are all found, or
+deleted, by ``rid``, and a new version rewrites only those that change (``replace_entries``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -86,6 +87,10 @@ class IndexTable:
     @property
     def delete_statement(self) -> str:
         return f"DELETE FROM {self.name} WHERE rid = ?"
+
+    @property
+    def delete_row_statement(self) -> str:
+        return f"DELETE FROM {self.name} WHERE rowid = ?"
 
 
 # Each lookup index costs every insert a b-tree descent and a page written to the WAL, so a
@@ -202,11 +207,79 @@ def insert_entries_of(connection: sqlite3.Connection,
             row.append(rid)
             row.extend(values(entry))
     for kind, flat in rows.items():
-        width = _WIDTH_OF_KIND[kind]
-        count = len(flat) // width
-        start = 0
-        while count:
-            chunk = min(count, rows_per_statement(width))
-            end = start + chunk * width
-            connection.execute(_multi_row_insert(_TABLE_OF_KIND[kind], chunk), flat[start:end])
-            start, count = end, count - chunk
+        _insert_flat(connection, _TABLE_OF_KIND[kind], flat)
+
+
+def _insert_flat(connection: sqlite3.Connection, table: IndexTable, flat: list[Any]) -> None:
+    """Insert rows given one after the other as (rid, then the entry's values), as few
+    statements as the parameter limit allows."""
+    width = len(table.columns) + 1
+    count = len(flat) // width
+    start = 0
+    while count:
+        chunk = min(count, rows_per_statement(width))
+        end = start + chunk * width
+        connection.execute(_multi_row_insert(table, chunk), flat[start:end])
+        start, count = end, count - chunk
+
+
+def replace_entries(connection: sqlite3.Connection, rid: int,
+                    entries: Iterable[IndexEntry]) -> None:
+    """Make the entries of one resource row exactly ``entries``, writing only the rows that
+    change.
+
+    A new version usually keeps most of its resource's values (a Task changes its status, a
+    Patient a phone number), and so most of its entries: those rows are left as they are, so
+    neither they nor the lookup-index pages they sit on are written again (deleting and
+    re-inserting an entry writes its pages twice for nothing). The resource's rows of every
+    table are read in one statement and compared with the wanted entries' values; rows no
+    longer wanted are deleted by row id, entries not yet there are inserted. A value SQLite
+    would hand back in another form than it was given is merely rewritten.
+    """
+    wanted: dict[int, Counter[tuple[Any, ...]]] = {}
+    for entry in entries:
+        kind = type(entry)
+        position = _POSITION_OF_KIND.get(kind)
+        if position is None:
+            raise TypeError(f"no SQLite index table for {kind.__name__}")
+        counter = wanted.get(position)
+        if counter is None:
+            counter = wanted[position] = Counter()
+        counter[_VALUES_OF_KIND[kind](entry)] += 1
+    stale: dict[int, list[tuple[int]]] = {}
+    for position, rowid, *values in connection.execute(_ROWS_OF_RESOURCE, (rid,)):
+        kept = tuple(values[:_COLUMN_COUNTS[position]])
+        counter = wanted.get(position)
+        if counter is not None and counter[kept] > 0:
+            counter[kept] -= 1
+        else:
+            stale.setdefault(position, []).append((rowid,))
+    for position, rowids in stale.items():
+        connection.executemany(INDEX_TABLES[position].delete_row_statement, rowids)
+    for position, counter in wanted.items():
+        flat: list[Any] = []
+        for values, count in counter.items():
+            for _ in range(count):
+                flat.append(rid)
+                flat.extend(values)
+        if flat:
+            _insert_flat(connection, INDEX_TABLES[position], flat)
+
+
+def _rows_of_resource() -> str:
+    """One ``SELECT`` of a resource row's index rows in every table: the table's position in
+    ``INDEX_TABLES``, the row id, then the entry's values padded with NULLs to the widest."""
+    widest = max(len(table.columns) for table in INDEX_TABLES)
+    parts = []
+    for position, table in enumerate(INDEX_TABLES):
+        names = [column for column, _ in table.columns]
+        names += ["NULL"] * (widest - len(names))
+        parts.append(f"SELECT {position}, rowid, {', '.join(names)} FROM {table.name} "
+                     "WHERE rid = ?1")
+    return " UNION ALL ".join(parts)
+
+
+_POSITION_OF_KIND: dict[type[Any], int] = {
+    table.kind: position for position, table in enumerate(INDEX_TABLES)}
+_COLUMN_COUNTS: tuple[int, ...] = tuple(len(table.columns) for table in INDEX_TABLES)
+_ROWS_OF_RESOURCE = _rows_of_resource()

@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from fhir_server.storage.protocol import IndexRewrite
-from fhir_server.storage.sqlite.index_tables import delete_entries, insert_entries
+from fhir_server.storage.sqlite.index_tables import replace_entries
 
 MARKS_TABLE = "marks"
 
@@ -48,8 +48,7 @@ def replace_index(connection: sqlite3.Connection, batch: IndexBatch) -> int:
         if row is None:
             continue
         rid = int(row[0])
-        delete_entries(connection, rid)
-        insert_entries(connection, rid, rewrite.index)
+        replace_entries(connection, rid, rewrite.index)
         replaced += 1
     return replaced
 

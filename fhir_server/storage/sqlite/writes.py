@@ -31,6 +31,7 @@ from fhir_server.storage.sqlite.index_tables import (
     delete_entries,
     insert_entries,
     insert_entries_of,
+    replace_entries,
     rows_per_statement,
 )
 
@@ -173,7 +174,8 @@ def _apply_change(connection: sqlite3.Connection, change: Change) -> None:
                                          change.body, rid))
     connection.execute(_CLOSE_PREVIOUS, (change.last_updated, change.resource_type,
                                          change.id, actual))
-    delete_entries(connection, rid)
     connection.execute(_INSERT_HISTORY, version_row)
-    if change.body is not None:
-        insert_entries(connection, rid, change.index)
+    if change.body is None:
+        delete_entries(connection, rid)
+    else:
+        replace_entries(connection, rid, change.index)
