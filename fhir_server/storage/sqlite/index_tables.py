@@ -2,8 +2,9 @@
 
 Adding an index-entry kind means adding one ``IndexTable`` here; the schema, the planner
 statistics, the deletes and the inserts all follow from ``INDEX_TABLES``. Every table is keyed
-to the resource row by ``rid`` (``resources.rid``): a resource's entries are all found, or
-deleted, by ``rid``, and a new version rewrites only those that change (``replace_entries``).
+to the resource row by ``rid`` (``resources.rid``): a resource's entries are all found by
+``rid``, and a new version (or a deletion) rewrites only those that change
+(``replace_entries``).
 """
 
 from __future__ import annotations
@@ -83,10 +84,6 @@ class IndexTable:
     def _index_name(self, lookup: Lookup) -> str:
         suffix = "" if lookup.partial_on is None else "_set"
         return f"{self.name}_{'_'.join(lookup.columns)}{suffix}"
-
-    @property
-    def delete_statement(self) -> str:
-        return f"DELETE FROM {self.name} WHERE rid = ?"
 
     @property
     def delete_row_statement(self) -> str:
@@ -174,13 +171,6 @@ def _multi_row_insert(table: IndexTable, rows: int) -> str:
     names = ", ".join(column for column, _ in table.columns)
     row = "(" + ", ".join("?" for _ in range(len(table.columns) + 1)) + ")"
     return f"INSERT INTO {table.name} (rid, {names}) VALUES {', '.join([row] * rows)}"
-
-
-def delete_entries(connection: sqlite3.Connection, rid: int) -> None:
-    """Remove every index entry of one resource row."""
-    key = (rid,)
-    for table in INDEX_TABLES:
-        connection.execute(table.delete_statement, key)
 
 
 def insert_entries(connection: sqlite3.Connection, rid: int, entries: Iterable[IndexEntry]) -> None:

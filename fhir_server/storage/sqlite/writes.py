@@ -28,7 +28,6 @@ from fhir_server.storage.protocol import (
 )
 from fhir_server.storage.sqlite.index_tables import (
     STATEMENT_TEXTS_KEPT,
-    delete_entries,
     insert_entries,
     insert_entries_of,
     replace_entries,
@@ -175,7 +174,4 @@ def _apply_change(connection: sqlite3.Connection, change: Change) -> None:
     connection.execute(_CLOSE_PREVIOUS, (change.last_updated, change.resource_type,
                                          change.id, actual))
     connection.execute(_INSERT_HISTORY, version_row)
-    if change.body is None:
-        delete_entries(connection, rid)
-    else:
-        replace_entries(connection, rid, change.index)
+    replace_entries(connection, rid, () if change.body is None else change.index)
