@@ -144,8 +144,6 @@ RETIRED_INDEXES: tuple[str, ...] = (
 
 _VALUES_OF_KIND: dict[type[Any], attrgetter[Any]] = {
     table.kind: attrgetter(*(column for column, _ in table.columns)) for table in INDEX_TABLES}
-_WIDTH_OF_KIND: dict[type[Any], int] = {
-    table.kind: len(table.columns) + 1 for table in INDEX_TABLES}
 
 MAX_PARAMETERS_PER_STATEMENT = 32_766
 """SQLite's default limit of bound parameters in one statement (``SQLITE_MAX_VARIABLE_NUMBER``
