@@ -612,10 +612,8 @@ def _references_to(type_name: str) -> Op:
 
 
 def _field_equals(field: str, expected: str | bool | int | float) -> Op:
-    """Keep the items whose ``field`` is one value equal to ``expected`` (FHIRPath ``=``)."""
-    if type(expected) is str:
-        return _field_is_text(field, expected)
-
+    """Keep the items whose ``field`` is one value equal to ``expected`` (FHIRPath ``=``, e.g.
+    ``telecom.where(system = 'phone')``)."""
     def keep(nodes: list[Any]) -> list[Any]:
         found: list[Any] = []
         for node in nodes:
@@ -624,22 +622,6 @@ def _field_equals(field: str, expected: str | bool | int | float) -> Op:
                 if type(value) is list:
                     value = value[0] if len(value) == 1 else None
                 if _equal(value, expected):
-                    found.append(node)
-        return found
-    return keep
-
-
-def _field_is_text(field: str, expected: str) -> Op:
-    """``_field_equals`` for a string literal (``telecom.where(system = 'phone')``): a value
-    equals it only if it is a string (``_equal``)."""
-    def keep(nodes: list[Any]) -> list[Any]:
-        found: list[Any] = []
-        for node in nodes:
-            if type(node) is dict:
-                value = node.get(field)
-                if type(value) is list:
-                    value = value[0] if len(value) == 1 else None
-                if type(value) is str and value == expected:
                     found.append(node)
         return found
     return keep
